@@ -1,0 +1,87 @@
+"""midjourney_async: an asyncio-first client for Midjourney behind midjourney-proxy style APIs.
+
+Example::
+
+    from midjourney_async import MidjourneySession
+
+    async with MidjourneySession(base_url=..., api_key=..., provider="trueai") as mj:
+        handle = await mj.imagine("a red fox in snow --ar 3:2")
+        task = await handle.wait(timeout=600)
+        upscaled = await (await handle.upscale(2)).wait()
+        await mj.download(upscaled, "out/")
+"""
+
+from ._errors import (
+    AuthenticationError,
+    BannedPromptError,
+    ButtonNotFound,
+    ConfigurationError,
+    ConnectError,
+    DecodeError,
+    HTTPStatusError,
+    InvalidRequestError,
+    MidjourneyError,
+    ModalRequired,
+    NotFoundError,
+    PermissionDeniedError,
+    QueueFullError,
+    RateLimitError,
+    RequestTimeout,
+    ServerError,
+    SubmitNotFound,
+    SubmitRejected,
+    TaskFailed,
+    TaskNotFound,
+    TaskTimeout,
+    TransportError,
+    UnsupportedOperation,
+)
+from ._handle import TaskHandle
+from ._models import Button, SubmitResult, Task, TaskAction, TaskStatus
+from ._providers import PROVIDERS, Provider
+from ._session import MidjourneySession
+from ._tracker import TrackerStats
+from ._transport import RetryPolicy
+from ._version import __version__
+from ._webhook import WebhookConfig, WebhookStats, parse_notification
+
+__all__ = [
+    "PROVIDERS",
+    "AuthenticationError",
+    "BannedPromptError",
+    "Button",
+    "ButtonNotFound",
+    "ConfigurationError",
+    "ConnectError",
+    "DecodeError",
+    "HTTPStatusError",
+    "InvalidRequestError",
+    "MidjourneyError",
+    "MidjourneySession",
+    "ModalRequired",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "Provider",
+    "QueueFullError",
+    "RateLimitError",
+    "RequestTimeout",
+    "RetryPolicy",
+    "ServerError",
+    "SubmitNotFound",
+    "SubmitRejected",
+    "SubmitResult",
+    "Task",
+    "TaskAction",
+    "TaskFailed",
+    "TaskHandle",
+    "TaskNotFound",
+    "TaskStatus",
+    "TaskTimeout",
+    "TrackerStats",
+    "TransportError",
+    "UnsupportedOperation",
+    "WebhookConfig",
+    "WebhookStats",
+    "__version__",
+    "parse_notification",
+]

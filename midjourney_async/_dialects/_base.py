@@ -1,0 +1,154 @@
+"""What every wire dialect provides, and the submit-code map they share."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import msgspec
+
+from .._errors import (
+    BannedPromptError,
+    InvalidRequestError,
+    QueueFullError,
+    SubmitNotFound,
+    SubmitRejected,
+    UnsupportedOperation,
+)
+from .._models import SubmitResult, Task
+from .._transport import HttpRequest, HttpResponse
+
+#: Submit operations a session offers; a dialect serves some of them.
+SUBMIT_OPS = (
+    "imagine",
+    "action",
+    "blend",
+    "describe",
+    "modal",
+    "shorten",
+    "change",
+    "simple-change",
+    "upload-discord-images",
+    "video",
+    "edits",
+    "swap-face",
+)
+
+ACCEPTED_CODES = frozenset({1, 21, 22})
+
+# Words servers use for "the queue is full" (trueai reuses code 9 for it).
+_QUEUE_FULL_WORDS = ("队列已满", "queue is full", "queue full", "queue_full")
+
+
+def is_queue_full_text(text: str) -> bool:
+    lowered = text.lower()
+    return any(word in lowered for word in _QUEUE_FULL_WORDS)
+
+
+def as_int(value: Any) -> int | None:
+    """An integer code from an int or a digit string; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def rejection(
+    op: str,
+    code: int | None,
+    description: str,
+    properties: dict[str, Any] | None = None,
+    *,
+    status: int = 200,
+) -> SubmitRejected:
+    """The typed error for a submit the server did not accept."""
+    props = properties or {}
+    shown = f"code {code}" if code is not None else "no code"
+    text = f"{op} was not accepted by the server ({shown}): {description or 'no description'}"
+    if code == 23 or (code == 9 and is_queue_full_text(description)) or (
+        code is None and is_queue_full_text(description)
+    ):
+        return QueueFullError(
+            text + "; nothing was created, submit again later",
+            code=code,
+            description=description,
+            properties=props,
+        )
+    if code == 24:
+        word = props.get("bannedWord")
+        banned = word if isinstance(word, str) and word else None
+        extra = f" (banned word: {banned})" if banned else ""
+        return BannedPromptError(
+            text + extra, code=code, description=description, properties=props, banned_word=banned
+        )
+    if code == 4:
+        return InvalidRequestError(text, code=code, description=description, properties=props)
+    if code == 3:
+        return SubmitNotFound(
+            text, code=code, description=description, properties=props, status=status
+        )
+    return SubmitRejected(text, code=code, description=description, properties=props)
+
+
+class Dialect(abc.ABC):
+    """Turns operations into requests and answers into Tasks for one wire format.
+
+    Methods that build requests raise :class:`UnsupportedOperation` for what the
+    dialect lacks, before anything is sent.
+    """
+
+    name: str = ""
+    #: Whether the dialect can ask for many tasks in one request.
+    supports_list: bool = False
+
+    def unsupported(self, operation: str) -> UnsupportedOperation:
+        return UnsupportedOperation(operation, self.name)
+
+    @abc.abstractmethod
+    def submit(
+        self, op: str, body: msgspec.Struct, extra: dict[str, Any] | None = None
+    ) -> HttpRequest:
+        """The request for submit operation ``op`` with request struct ``body``."""
+
+    @abc.abstractmethod
+    def parse_submit(self, op: str, resp: HttpResponse) -> SubmitResult:
+        """The accepted result, or the typed error for a rejection."""
+
+    @abc.abstractmethod
+    def fetch(self, task_id: str) -> HttpRequest:
+        """The request that reads one task."""
+
+    @abc.abstractmethod
+    def parse_fetch(self, task_id: str, resp: HttpResponse) -> Task:
+        """The task, or TaskNotFound for every way the server says 'no such task'."""
+
+    def list_tasks(self, ids: list[str]) -> HttpRequest:
+        """The request that reads many tasks at once."""
+        raise self.unsupported("list-by-condition")
+
+    def parse_list(self, resp: HttpResponse) -> list[Task]:
+        raise self.unsupported("list-by-condition")
+
+    def image_seed(self, task_id: str) -> HttpRequest:
+        raise self.unsupported("image-seed")
+
+    def parse_image_seed(self, task_id: str, resp: HttpResponse) -> str:
+        raise self.unsupported("image-seed")
+
+    def cancel(self, task_id: str) -> HttpRequest:
+        raise self.unsupported("cancel")
+
+    def image(self, task_id: str) -> HttpRequest:
+        raise self.unsupported("image")
+
+    @abc.abstractmethod
+    def parse_notification(self, body: bytes) -> Task:
+        """The task carried by a webhook callback body."""

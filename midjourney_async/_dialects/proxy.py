@@ -1,0 +1,213 @@
+"""The midjourney-proxy dialect: novicezk (Java), trueai (C#) and the new-api relays.
+
+Routes live under ``/mj`` (or a mode prefix such as ``/mj-fast/mj``); bodies
+are camelCase JSON; submits answer ``{code, description, result, properties}``.
+The servers disagree on how they say "no such task" (empty 200, 204, null,
+new-api's HTTP 400 ``task_no_found``) and on error shapes (trueai's
+``{success:false, code, message}``, new-api's HTTP 400 ``{code, description,
+type}``); all of them map onto the same errors here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+from urllib.parse import quote
+
+import msgspec
+
+from .._errors import DecodeError, TaskNotFound
+from .._models import (
+    SubmitResult,
+    Task,
+    decode_any,
+    decode_task,
+    decode_task_list,
+    encode,
+)
+from .._transport import HttpRequest, HttpResponse, status_error
+from ._base import ACCEPTED_CODES, Dialect, as_int, rejection
+
+_SUBMIT_PATHS: Final = {
+    "imagine": "/submit/imagine",
+    "action": "/submit/action",
+    "blend": "/submit/blend",
+    "describe": "/submit/describe",
+    "modal": "/submit/modal",
+    "shorten": "/submit/shorten",
+    "change": "/submit/change",
+    "simple-change": "/submit/simple-change",
+    "upload-discord-images": "/submit/upload-discord-images",
+    "video": "/submit/video",
+    "edits": "/submit/edits",
+    "swap-face": "/insight-face/swap",
+}
+
+_NOT_FOUND_WORDS: Final = ("task_no_found", "task_not_found", "not found", "不存在")
+
+
+def _quote(task_id: str) -> str:
+    return quote(task_id, safe="")
+
+
+def _ids(result: Any) -> list[str]:
+    if isinstance(result, bool) or result is None:
+        return []
+    if isinstance(result, (int, float)):
+        return [str(int(result))]
+    if isinstance(result, str):
+        # trueai answers PicReader "all" with several ids joined by commas.
+        return [part.strip() for part in result.split(",") if part.strip()]
+    if isinstance(result, list):
+        return [str(x) for x in result if isinstance(x, (str, int)) and not isinstance(x, bool)]
+    return []
+
+
+class ProxyDialect(Dialect):
+    """The midjourney-proxy family. ``root`` is e.g. ``/mj`` or ``/fast/mj``."""
+
+    name = "proxy"
+    supports_list = True
+
+    def __init__(self, root: str = "/mj") -> None:
+        self.root = root.rstrip("/")
+        self._list_path = f"{self.root}/task/list-by-condition"
+
+    def submit(
+        self, op: str, body: msgspec.Struct, extra: dict[str, Any] | None = None
+    ) -> HttpRequest:
+        path = _SUBMIT_PATHS.get(op)
+        if path is None:
+            raise self.unsupported(op)
+        if extra:
+            payload = msgspec.to_builtins(body)
+            payload.update(extra)
+            data = encode(payload)
+        else:
+            data = encode(body)
+        return HttpRequest("POST", self.root + path, "submit", json=data)
+
+    def parse_submit(self, op: str, resp: HttpResponse) -> SubmitResult:
+        status = resp.status
+        if status == 429 or status in (401, 403) or status >= 500:
+            raise status_error(resp, op)
+        try:
+            obj = decode_any(resp.body) if resp.body.strip() else None
+        except DecodeError:
+            if status >= 400:
+                raise status_error(resp, op) from None
+            raise DecodeError(
+                f"{op}: the server's answer could not be read; it may have accepted the "
+                "task, so look for it before submitting again",
+                body=resp.text(),
+            ) from None
+        if not isinstance(obj, dict):
+            if status >= 400:
+                raise status_error(resp, op)
+            raise DecodeError(
+                f"{op}: expected a JSON object, got {resp.text() or 'an empty body'}; the "
+                "server may have accepted the task, so look for it before submitting again",
+                body=resp.text(),
+            )
+        if obj.get("success") is False:
+            # trueai's filter answers: {success:false, code, message, timestamp}.
+            message = str(obj.get("message") or obj.get("description") or "")
+            raise rejection(op, as_int(obj.get("code")), resp.redact(message), status=status)
+        if "code" not in obj:
+            if status >= 400:
+                raise status_error(resp, op)
+            raise DecodeError(f"{op}: the answer has no code: {resp.text()}", body=resp.text())
+        code = as_int(obj.get("code"))
+        description = resp.redact(str(obj.get("description") or obj.get("message") or ""))
+        props = obj.get("properties")
+        properties: dict[str, Any] = props if isinstance(props, dict) else {}
+        if status >= 400 or code not in ACCEPTED_CODES:
+            raise rejection(op, code, description, properties, status=status)
+        assert code is not None
+        result = obj.get("result")
+        if op == "upload-discord-images":
+            urls = [u for u in result if isinstance(u, str)] if isinstance(result, list) else []
+            if not urls and isinstance(result, str) and result:
+                urls = [result]
+            return SubmitResult(code=code, description=description, urls=urls,
+                                properties=properties)
+        ids = _ids(result)
+        if not ids:
+            raise DecodeError(
+                f"{op}: accepted (code {code}) but the answer carries no task id",
+                body=resp.text(),
+            )
+        queue = as_int(properties.get("numberOfQueues")) if code == 22 else None
+        return SubmitResult(
+            code=code,
+            description=description,
+            task_id=ids[0],
+            task_ids=ids,
+            queue_position=queue,
+            properties=properties,
+        )
+
+    def fetch(self, task_id: str) -> HttpRequest:
+        return HttpRequest("GET", f"{self.root}/task/{_quote(task_id)}/fetch", "read")
+
+    def parse_fetch(self, task_id: str, resp: HttpResponse) -> Task:
+        status = resp.status
+        if status == 204:
+            raise TaskNotFound(task_id)
+        if status in (400, 404):
+            text = resp.body.decode("utf-8", "replace").lower()
+            if any(word in text for word in _NOT_FOUND_WORDS) or '"code":3' in text.replace(
+                " ", ""
+            ):
+                raise TaskNotFound(task_id)
+            raise status_error(resp, f"fetch {task_id}")
+        if status != 200:
+            raise status_error(resp, f"fetch {task_id}")
+        task = decode_task(resp.body)
+        if task is None:
+            raise TaskNotFound(task_id)
+        return task
+
+    def list_tasks(self, ids: list[str]) -> HttpRequest:
+        return HttpRequest("POST", self._list_path, "read", json=encode({"ids": ids}))
+
+    def parse_list(self, resp: HttpResponse) -> list[Task]:
+        if resp.status == 204:
+            return []
+        if resp.status != 200:
+            raise status_error(resp, "list-by-condition")
+        return decode_task_list(resp.body)
+
+    def image_seed(self, task_id: str) -> HttpRequest:
+        return HttpRequest("GET", f"{self.root}/task/{_quote(task_id)}/image-seed", "read")
+
+    def parse_image_seed(self, task_id: str, resp: HttpResponse) -> str:
+        obj: Any = None
+        if resp.body.strip():
+            try:
+                obj = decode_any(resp.body)
+            except DecodeError:
+                obj = None
+        code = as_int(obj.get("code")) if isinstance(obj, dict) else None
+        if resp.status == 404 or code == 3:
+            raise TaskNotFound(task_id)
+        if resp.status != 200 and code is None:
+            raise status_error(resp, f"image-seed {task_id}")
+        if not isinstance(obj, dict):
+            raise DecodeError(f"image-seed {task_id}: unreadable answer", body=resp.text())
+        result = obj.get("result")
+        if code == 1 and isinstance(result, (str, int)) and not isinstance(result, bool):
+            return str(result)
+        description = resp.redact(str(obj.get("description") or ""))
+        raise rejection(f"image-seed {task_id}", code, description)
+
+    def cancel(self, task_id: str) -> HttpRequest:
+        return HttpRequest("POST", f"{self.root}/task/{_quote(task_id)}/cancel", "submit")
+
+    def image(self, task_id: str) -> HttpRequest:
+        return HttpRequest("GET", f"{self.root}/image/{_quote(task_id)}", "read")
+
+    def parse_notification(self, body: bytes) -> Task:
+        task = decode_task(body)
+        if task is None:
+            raise DecodeError("the callback body holds no task")
+        return task

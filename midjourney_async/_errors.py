@@ -1,0 +1,300 @@
+"""The error tree of midjourney_async.
+
+Every error the library raises derives from :class:`MidjourneyError`::
+
+    MidjourneyError
+    ├── ConfigurationError (also ValueError)      bad arguments, unknown provider or mode
+    ├── UnsupportedOperation (also NotImplementedError)   the dialect has no such endpoint
+    ├── TransportError                             no usable HTTP answer
+    │   ├── ConnectError                           the connection was never made
+    │   └── RequestTimeout (also TimeoutError)     no answer in time; may have been received
+    ├── DecodeError                                the body was not what the dialect expects
+    ├── HTTPStatusError                            an HTTP error status
+    │   ├── AuthenticationError                    401
+    │   ├── PermissionDeniedError                  403
+    │   ├── NotFoundError                          404
+    │   ├── RateLimitError                         429, with retry_after
+    │   └── ServerError                            5xx
+    ├── SubmitRejected                             the server did not accept a submit (.code)
+    │   ├── QueueFullError                         code 23, or 9 "queue full"
+    │   ├── BannedPromptError                      code 24, with banned_word
+    │   ├── InvalidRequestError                    code 4
+    │   └── SubmitNotFound (also NotFoundError)    code 3: parent task or account missing
+    ├── TaskNotFound                               the server does not know the task id
+    ├── TaskFailed                                 the task ended in FAILURE (.task)
+    ├── ModalRequired                              the task waits in MODAL (.handle)
+    ├── TaskTimeout (also TimeoutError)            a wait passed its deadline (.task)
+    └── ButtonNotFound (also LookupError)          the task has no such button (.available)
+
+No message or repr of these errors contains the API key: the transport redacts
+it from every server text it quotes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._handle import TaskHandle
+    from ._models import Task
+
+__all__ = [
+    "AuthenticationError",
+    "BannedPromptError",
+    "ButtonNotFound",
+    "ConfigurationError",
+    "ConnectError",
+    "DecodeError",
+    "HTTPStatusError",
+    "InvalidRequestError",
+    "MidjourneyError",
+    "ModalRequired",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "QueueFullError",
+    "RateLimitError",
+    "RequestTimeout",
+    "ServerError",
+    "SubmitNotFound",
+    "SubmitRejected",
+    "TaskFailed",
+    "TaskNotFound",
+    "TaskTimeout",
+    "TransportError",
+    "UnsupportedOperation",
+]
+
+
+class MidjourneyError(Exception):
+    """Base class of every error raised by midjourney_async.
+
+    Example::
+
+        try:
+            task = await handle.wait()
+        except MidjourneyError as exc:
+            log.warning("generation failed: %s", exc)
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class ConfigurationError(MidjourneyError, ValueError):
+    """The session was configured with something it cannot use."""
+
+
+class UnsupportedOperation(MidjourneyError, NotImplementedError):
+    """The provider's dialect has no endpoint for this operation.
+
+    Raised before any request is sent, so nothing is paid for.
+    """
+
+    def __init__(self, operation: str, dialect: str) -> None:
+        super().__init__(
+            f"{operation} is not offered by the {dialect!r} dialect; "
+            f"use a provider that serves it"
+        )
+        self.operation = operation
+        self.dialect = dialect
+
+
+class TransportError(MidjourneyError):
+    """No usable HTTP answer came back.
+
+    ``maybe_received`` tells whether the server may have received the request:
+    when it is true, a submit may have been accepted (and paid for) even though
+    no answer arrived, so look the task up before submitting again.
+    """
+
+    def __init__(self, message: str, *, method: str, path: str, maybe_received: bool) -> None:
+        super().__init__(message)
+        self.method = method
+        self.path = path
+        self.maybe_received = maybe_received
+
+
+class ConnectError(TransportError):
+    """The connection was never made, so the server cannot have seen the request."""
+
+    def __init__(self, message: str, *, method: str, path: str) -> None:
+        super().__init__(message, method=method, path=path, maybe_received=False)
+
+
+class RequestTimeout(TransportError, TimeoutError):
+    """The server did not answer in time; it may have received the request."""
+
+
+class DecodeError(MidjourneyError):
+    """The server answered with a body this library could not understand."""
+
+    def __init__(self, message: str, *, body: str = "") -> None:
+        super().__init__(message)
+        self.body = body
+
+
+class HTTPStatusError(MidjourneyError):
+    """The server answered with an HTTP error status.
+
+    ``body`` holds the start of the answer with the API key removed.
+    """
+
+    def __init__(self, message: str, *, status: int, body: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class AuthenticationError(HTTPStatusError):
+    """401: the API key is missing or wrong."""
+
+
+class PermissionDeniedError(HTTPStatusError):
+    """403: the key is valid but may not do this."""
+
+
+class NotFoundError(HTTPStatusError):
+    """404: the path or the object does not exist."""
+
+
+class RateLimitError(HTTPStatusError):
+    """429: too many requests. ``retry_after`` is the server's hint in seconds, if any."""
+
+    def __init__(
+        self, message: str, *, status: int = 429, body: str = "", retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=status, body=body)
+        self.retry_after = retry_after
+
+
+class ServerError(HTTPStatusError):
+    """5xx: the server failed."""
+
+
+class SubmitRejected(MidjourneyError):
+    """The server answered a submit without accepting it.
+
+    ``code`` is the server's code (see the provider's docs), ``description``
+    its text and ``properties`` any extra fields it sent.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None,
+        description: str = "",
+        properties: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.description = description
+        self.properties = properties or {}
+
+
+class QueueFullError(SubmitRejected):
+    """The account's queue is full; nothing was created. Safe to submit again later."""
+
+
+class BannedPromptError(SubmitRejected):
+    """The prompt holds a word Midjourney refuses; ``banned_word`` names it when known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None,
+        description: str = "",
+        properties: dict[str, Any] | None = None,
+        banned_word: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code, description=description, properties=properties)
+        self.banned_word = banned_word
+
+
+class InvalidRequestError(SubmitRejected):
+    """The server found the request invalid (blank prompt, bad image, wrong button...)."""
+
+
+class SubmitNotFound(SubmitRejected, NotFoundError):
+    """Code 3: the parent task (or a usable account) does not exist on the server."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None,
+        description: str = "",
+        properties: dict[str, Any] | None = None,
+        status: int = 200,
+    ) -> None:
+        SubmitRejected.__init__(
+            self, message, code=code, description=description, properties=properties
+        )
+        self.status = status
+        self.body = description
+
+
+class TaskNotFound(MidjourneyError, LookupError):
+    """The server does not know this task id (or has forgotten it)."""
+
+    def __init__(self, task_id: str, message: str | None = None) -> None:
+        super().__init__(message or f"task {task_id} is not known to the server")
+        self.task_id = task_id
+
+
+class TaskFailed(MidjourneyError):
+    """The task ended in FAILURE (or was cancelled). ``task`` is the final snapshot."""
+
+    def __init__(self, task: Task) -> None:
+        reason = task.fail_reason or "no reason given"
+        super().__init__(f"task {task.id} ({task.action}) failed: {reason}")
+        self.task = task
+        self.reason = task.fail_reason
+
+
+class ModalRequired(MidjourneyError):
+    """The task waits in MODAL for a /submit/modal step (a prompt or a mask).
+
+    ``handle`` is the waiting task; answer it with ``session.modal(handle.id, ...)``.
+    """
+
+    def __init__(self, handle: TaskHandle) -> None:
+        super().__init__(
+            f"task {handle.id} waits for a modal step: call "
+            f"session.modal({handle.id!r}, prompt=..., mask_base64=...)"
+        )
+        self.handle = handle
+
+
+class TaskTimeout(MidjourneyError, TimeoutError):
+    """A wait passed its deadline. ``task`` is the last snapshot seen (or None).
+
+    The task itself goes on running on the server: wait again with
+    ``session.handle(task_id).wait()``.
+    """
+
+    def __init__(self, task_id: str, timeout: float, task: Task | None) -> None:
+        where = f"status {task.status} {task.progress or ''}".rstrip() if task else "no snapshot"
+        super().__init__(
+            f"task {task_id} did not finish within {timeout:g} s ({where}); "
+            "it may still finish: wait on it again by id"
+        )
+        self.task_id = task_id
+        self.timeout = timeout
+        self.task = task
+
+
+class ButtonNotFound(MidjourneyError, LookupError):
+    """The task has no button matching the request. ``available`` lists what it has."""
+
+    def __init__(self, task_id: str, wanted: str, available: list[str]) -> None:
+        shown = ", ".join(available) if available else "none"
+        super().__init__(f"task {task_id} has no button {wanted!r}; its buttons: {shown}")
+        self.task_id = task_id
+        self.wanted = wanted
+        self.available = available

@@ -1,0 +1,153 @@
+"""Provider presets: base URL, auth header, mode-prefix style and wire dialect.
+
+| preset            | dialect | auth header                  | mode routes            |
+|-------------------|---------|------------------------------|------------------------|
+| midjourney-proxy  | proxy   | ``mj-api-secret: KEY``       | none                   |
+| trueai            | proxy   | ``Authorization: KEY``       | ``/mj-<mode>/mj``      |
+| new-api           | proxy   | ``Authorization: Bearer KEY``| ``/<mode>/mj``         |
+| openai-hk         | proxy   | ``Authorization: Bearer KEY``| ``/fast``, ``/relax``  |
+| zhongzhuan        | proxy   | ``Authorization: Bearer KEY``| ``/<mode>/mj``         |
+| pro365            | proxy   | ``Authorization: Bearer KEY``| ``/<mode>/mj``         |
+| ohmygpt           | ohmygpt | ``Authorization: Bearer KEY``| ``type`` FAST / NORMAL |
+
+Every field can be overridden per session (``base_url``, ``auth_header``,
+``auth_scheme``, ``mode_prefix``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from ._errors import ConfigurationError
+
+__all__ = ["PROVIDERS", "Provider", "resolve_provider"]
+
+DialectName = Literal["proxy", "ohmygpt"]
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """A provider preset.
+
+    ``mode_prefix`` is a template such as ``"/mj-{mode}"`` put before ``/mj``
+    when the session has a mode; None means the provider has no mode routes.
+    """
+
+    name: str
+    dialect: DialectName
+    base_url: str | None
+    auth_header: str
+    auth_scheme: str
+    mode_prefix: str | None
+    modes: tuple[str, ...]
+
+    def auth_headers(self, api_key: str | None) -> dict[str, str]:
+        """The header that carries ``api_key`` in this provider's style."""
+        if not api_key:
+            return {}
+        value = f"{self.auth_scheme} {api_key}" if self.auth_scheme else api_key
+        return {self.auth_header: value}
+
+    def root(self, mode: str | None) -> str:
+        """The path under which the proxy routes live, e.g. ``/mj-fast/mj``."""
+        if mode is None or self.dialect != "proxy":
+            return "/mj"
+        if self.mode_prefix is None:
+            raise ConfigurationError(
+                f"provider {self.name!r} has no mode routes; leave mode unset and put "
+                "--fast or --relax in the prompt, or pass mode_prefix='/{mode}'"
+            )
+        return self.mode_prefix.format(mode=mode) + "/mj"
+
+
+_MODES = ("fast", "relax", "turbo")
+
+PROVIDERS: dict[str, Provider] = {
+    p.name: p
+    for p in (
+        Provider("midjourney-proxy", "proxy", None, "mj-api-secret", "", None, ()),
+        Provider("trueai", "proxy", None, "Authorization", "", "/mj-{mode}", _MODES),
+        Provider("new-api", "proxy", None, "Authorization", "Bearer", "/{mode}", _MODES),
+        Provider(
+            "openai-hk",
+            "proxy",
+            "https://api.openai-hk.com",
+            "Authorization",
+            "Bearer",
+            "/{mode}",
+            ("fast", "relax"),
+        ),
+        Provider(
+            "zhongzhuan",
+            "proxy",
+            "https://api.zhongzhuan.chat",
+            "Authorization",
+            "Bearer",
+            "/{mode}",
+            _MODES,
+        ),
+        Provider(
+            "pro365",
+            "proxy",
+            "https://api.pro365.top",
+            "Authorization",
+            "Bearer",
+            "/{mode}",
+            _MODES,
+        ),
+        Provider(
+            "ohmygpt",
+            "ohmygpt",
+            "https://api.ohmygpt.com",
+            "Authorization",
+            "Bearer",
+            None,
+            ("fast", "relax"),
+        ),
+    )
+}
+
+
+def resolve_provider(
+    name: str,
+    *,
+    auth_header: str | None = None,
+    auth_scheme: str | None = None,
+    mode_prefix: str | None = None,
+) -> Provider:
+    """The preset called ``name`` with the user's overrides applied."""
+    try:
+        preset = PROVIDERS[name.strip().lower()]
+    except KeyError:
+        known = ", ".join(sorted(PROVIDERS))
+        raise ConfigurationError(f"unknown provider {name!r}; known providers: {known}") from None
+    if auth_header is not None:
+        preset = replace(preset, auth_header=auth_header)
+    if auth_scheme is not None:
+        preset = replace(preset, auth_scheme=auth_scheme.strip())
+    if mode_prefix is not None:
+        if "{mode}" not in mode_prefix:
+            raise ConfigurationError(
+                f"mode_prefix {mode_prefix!r} must contain '{{mode}}', e.g. '/mj-{{mode}}'"
+            )
+        preset = replace(preset, mode_prefix=mode_prefix.rstrip("/"), modes=_MODES)
+    return preset
+
+
+def check_mode(provider: Provider, mode: str | None) -> str | None:
+    """Normalise ``mode`` and check that the provider serves it."""
+    if mode is None or mode == "":
+        return None
+    normal = mode.strip().lower()
+    if provider.modes and normal not in provider.modes:
+        raise ConfigurationError(
+            f"mode {mode!r} is not offered by {provider.name!r}; "
+            f"choose one of: {', '.join(provider.modes)}"
+        )
+    if not provider.modes and provider.mode_prefix is None:
+        raise ConfigurationError(
+            f"provider {provider.name!r} has no mode routes; leave mode unset and put "
+            "--fast or --relax in the prompt, or pass mode_prefix='/{mode}'"
+        )
+    return normal
