@@ -37,6 +37,7 @@ from ._errors import (
     UnsupportedOperation,
 )
 from ._handle import TaskHandle
+from ._journal import Journal, JournalEntry, SQLiteJournal
 from ._models import Button, SubmitResult, Task, TaskAction, TaskStatus
 from ._providers import PROVIDERS, Provider
 from ._session import MidjourneySession
@@ -56,6 +57,8 @@ __all__ = [
     "DecodeError",
     "HTTPStatusError",
     "InvalidRequestError",
+    "Journal",
+    "JournalEntry",
     "MidjourneyError",
     "MidjourneySession",
     "ModalRequired",
@@ -66,6 +69,7 @@ __all__ = [
     "RateLimitError",
     "RequestTimeout",
     "RetryPolicy",
+    "SQLiteJournal",
     "ServerError",
     "SubmitNotFound",
     "SubmitRejected",

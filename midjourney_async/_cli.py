@@ -111,8 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     p = add("fetch", "print the current state of tasks")
     p.add_argument("task_ids", nargs="+")
 
-    p = add("wait", "wait for tasks submitted earlier")
-    p.add_argument("task_ids", nargs="+")
+    p = add("wait", "wait for tasks submitted earlier (by id, or all unfinished in a journal)")
+    p.add_argument("task_ids", nargs="*")
+    p.add_argument("--journal", metavar="FILE", help="resume every unfinished task of FILE")
     p.add_argument("--download", metavar="DIR")
 
     p = add("seed", "print the seed of a finished task")
@@ -149,6 +150,7 @@ def _session(args: argparse.Namespace) -> MidjourneySession:
         mode=args.mode,
         wait_timeout=args.timeout,
         poll_interval=args.poll_interval,
+        journal=getattr(args, "journal", None),
     )
 
 
@@ -275,7 +277,13 @@ async def _run(args: argparse.Namespace) -> int:
             return EXIT_OK
         if cmd == "wait":
             handles = [mj.handle(i) for i in args.task_ids]
-            return await _wait_and_report(mj, handles, args, labels=list(args.task_ids))
+            if args.journal:
+                known = {h.id for h in handles}
+                handles += [h for h in await mj.resume() if h.id not in known]
+            if not handles:
+                print("nothing to wait for", file=sys.stderr)
+                return EXIT_OK if args.journal else EXIT_USAGE
+            return await _wait_and_report(mj, handles, args, labels=[h.id for h in handles])
         handle = await _submit(mj, args)
         if args.no_wait:
             if args.json:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import ssl as _ssl
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from functools import partial
 from pathlib import Path
@@ -26,6 +27,7 @@ from ._errors import (
     TaskNotFound,
 )
 from ._handle import TaskHandle
+from ._journal import Journal, JournalEntry, SQLiteJournal
 from ._media import as_data_url, extension_for, safe_name
 from ._models import (
     ActionRequest,
@@ -44,7 +46,7 @@ from ._models import (
     VideoRequest,
 )
 from ._providers import Provider, check_mode, resolve_provider
-from ._tracker import Tracker, TrackerStats
+from ._tracker import TaskState, Tracker, TrackerStats
 from ._transport import HttpRequest, HttpResponse, RetryPolicy, Transport, status_error
 from ._webhook import WebhookConfig, WebhookReceiver
 
@@ -110,6 +112,7 @@ class MidjourneySession:
         webhook: WebhookConfig | bool | None = None,
         ssl: _ssl.SSLContext | bool | None = None,
         max_connections: int = 100,
+        journal: str | os.PathLike[str] | Journal | None = None,
     ) -> None:
         name = provider or _env("MJ_PROVIDER") or "midjourney-proxy"
         self.provider: Provider = resolve_provider(
@@ -165,7 +168,16 @@ class MidjourneySession:
             interval=webhook.poll_interval if webhook else poll_interval,
             chunk_size=chunk_size,
             not_found_grace=not_found_grace,
+            on_end=self._on_task_end,
         )
+        self.journal: Journal | None = (
+            None
+            if journal is None
+            else journal
+            if isinstance(journal, Journal)
+            else SQLiteJournal(journal)
+        )
+        self._background: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(max_in_flight) if max_in_flight else None
         self.max_in_flight = max_in_flight
         self._submitted: dict[str, None] = {}
@@ -191,6 +203,10 @@ class MidjourneySession:
         """Stop the poller and the receiver and close the HTTP session."""
         self._open = False
         await self._tracker.close()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        if self.journal is not None:
+            await self.journal.close()
         if self._webhook is not None:
             await self._webhook.stop()
             self._webhook = None
@@ -246,6 +262,8 @@ class MidjourneySession:
         assert result.task_id is not None
         for task_id in result.task_ids:
             self._remember(task_id)
+        if self.journal is not None:
+            await self._journal_record(op, body, result.task_ids)
         logger.info(
             "%s accepted as task %s (code %d%s)",
             op,
@@ -257,6 +275,59 @@ class MidjourneySession:
         if slots is not None:
             self._tracker.force(state, slots.release)
         return TaskHandle(self, state, submit_code=result.code, task_ids=result.task_ids)
+
+    async def _journal_record(self, op: str, body: msgspec.Struct, ids: list[str]) -> None:
+        assert self.journal is not None
+        prompt = getattr(body, "prompt", None) or getattr(body, "custom_id", None)
+        now = int(time.time() * 1000)
+        for task_id in ids:
+            entry = JournalEntry(
+                task_id=task_id,
+                operation=op,
+                prompt=prompt if isinstance(prompt, str) else None,
+                state=getattr(body, "state", None),
+                provider=self.provider.name,
+                submitted_at=now,
+            )
+            try:
+                await self.journal.record(entry)
+            except Exception:
+                # The task exists and is paid for: hand it back all the same.
+                logger.exception("could not write task %s to the journal", task_id)
+
+    def _on_task_end(self, state: TaskState) -> None:
+        if self.journal is None:
+            return
+        ended = state.error is None and state.task is not None
+        status = str(state.task.status) if ended and state.task else "NOT_FOUND"
+        job = asyncio.get_running_loop().create_task(self._journal_finish(state.id, status))
+        self._background.add(job)
+        job.add_done_callback(self._background.discard)
+
+    async def _journal_finish(self, task_id: str, status: str) -> None:
+        assert self.journal is not None
+        try:
+            await self.journal.finish(task_id, status)
+        except Exception:
+            logger.exception("could not mark task %s finished in the journal", task_id)
+
+    async def resume(self) -> list[TaskHandle]:
+        """Handles for every task the journal holds as unfinished (after a crash).
+
+        Example::
+
+            async with MidjourneySession(..., journal="tasks.db") as mj:
+                for task in await mj.wait_all(await mj.resume(), return_exceptions=True):
+                    print(task)
+        """
+        if self.journal is None:
+            raise ConfigurationError("resume() needs a journal: MidjourneySession(journal=...)")
+        entries = await self.journal.unfinished()
+        handles = []
+        for entry in entries:
+            self._remember(entry.task_id)
+            handles.append(self.handle(entry.task_id))
+        return handles
 
     def _remember(self, task_id: str) -> None:
         submitted = self._submitted

@@ -130,6 +130,7 @@ class Tracker:
         concurrency: int = 8,
         not_found_grace: float = 30.0,
         max_interval: float = 60.0,
+        on_end: Callable[[TaskState], None] | None = None,
     ) -> None:
         self._list = list_tasks
         self._fetch = fetch
@@ -146,6 +147,7 @@ class Tracker:
         self._penalty = 1.0
         self._pause_until = 0.0
         self._closed = False
+        self._on_end = on_end
         self.stats = TrackerStats()
 
     # -- registry -----------------------------------------------------------
@@ -240,6 +242,8 @@ class Tracker:
 
     def _finish(self, st: TaskState) -> None:
         self._watched.pop(st.id, None)
+        if self._on_end is not None:
+            self._on_end(st)
         callback, st.on_terminal = st.on_terminal, None
         st.forced = False
         if callback is not None:

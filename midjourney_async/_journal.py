@@ -1,0 +1,163 @@
+"""A durable journal of submitted tasks, so a crashed service loses no task id.
+
+Every accepted task is written (and committed) before the submit call
+returns; it is marked finished when a handle sees it end. After a crash,
+``await session.resume()`` gives handles for everything still unfinished.
+
+:class:`Journal` is the interface; :class:`SQLiteJournal` keeps it in one
+SQLite file through the standard library, with every call run in a worker
+thread so the event loop never waits on the disk. A shared backend (a
+database many machines reach) implements the same five methods.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import anyio
+import msgspec
+
+__all__ = ["Journal", "JournalEntry", "SQLiteJournal"]
+
+
+class JournalEntry(msgspec.Struct, frozen=True):
+    """One submitted task as the journal keeps it (never any credential)."""
+
+    task_id: str
+    operation: str
+    prompt: str | None = None
+    state: str | None = None
+    provider: str | None = None
+    submitted_at: int = 0
+    finished_at: int | None = None
+    status: str | None = None
+
+
+@runtime_checkable
+class Journal(Protocol):
+    """Where accepted task ids are kept until they end."""
+
+    async def record(self, entry: JournalEntry) -> None:
+        """Store ``entry`` durably before returning."""
+
+    async def finish(self, task_id: str, status: str) -> None:
+        """Mark ``task_id`` as ended with ``status``."""
+
+    async def unfinished(self) -> list[JournalEntry]:
+        """Every entry not yet marked finished, oldest first."""
+
+    async def get(self, task_id: str) -> JournalEntry | None:
+        """The entry of ``task_id``, if any."""
+
+    async def close(self) -> None:
+        """Release the backend."""
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id      TEXT PRIMARY KEY,
+    operation    TEXT NOT NULL,
+    prompt       TEXT,
+    state        TEXT,
+    provider     TEXT,
+    submitted_at INTEGER NOT NULL,
+    finished_at  INTEGER,
+    status       TEXT
+);
+CREATE INDEX IF NOT EXISTS tasks_unfinished ON tasks (finished_at, submitted_at);
+"""
+
+_COLUMNS = "task_id, operation, prompt, state, provider, submitted_at, finished_at, status"
+
+
+class SQLiteJournal:
+    """The journal in one SQLite file.
+
+    Example::
+
+        async with MidjourneySession(..., journal="tasks.db") as mj:
+            for handle in await mj.resume():
+                print(handle.id, await handle)
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteJournal({str(self.path)!r})"
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            # WAL keeps readers (another process resuming) from blocking the writer.
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            self._conn = conn
+        return self._conn
+
+    def _record(self, entry: JournalEntry) -> None:
+        with self._lock:
+            self._connect().execute(
+                f"INSERT OR IGNORE INTO tasks ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.task_id,
+                    entry.operation,
+                    entry.prompt,
+                    entry.state,
+                    entry.provider,
+                    entry.submitted_at or int(time.time() * 1000),
+                    entry.finished_at,
+                    entry.status,
+                ),
+            )
+
+    def _finish(self, task_id: str, status: str) -> None:
+        with self._lock:
+            self._connect().execute(
+                "UPDATE tasks SET finished_at = ?, status = ? "
+                "WHERE task_id = ? AND finished_at IS NULL",
+                (int(time.time() * 1000), status, task_id),
+            )
+
+    def _select(self, where: str, params: tuple[str, ...] = ()) -> list[JournalEntry]:
+        with self._lock:
+            rows = self._connect().execute(
+                f"SELECT {_COLUMNS} FROM tasks WHERE {where} ORDER BY submitted_at, rowid",
+                params,
+            ).fetchall()
+        return [JournalEntry(*row) for row in rows]
+
+    async def record(self, entry: JournalEntry) -> None:
+        await anyio.to_thread.run_sync(self._record, entry)
+
+    async def finish(self, task_id: str, status: str) -> None:
+        await anyio.to_thread.run_sync(self._finish, task_id, status)
+
+    async def unfinished(self) -> list[JournalEntry]:
+        return await anyio.to_thread.run_sync(self._select, "finished_at IS NULL")
+
+    async def get(self, task_id: str) -> JournalEntry | None:
+        rows = await anyio.to_thread.run_sync(self._select, "task_id = ?", (task_id,))
+        return rows[0] if rows else None
+
+    async def all(self) -> list[JournalEntry]:
+        """Every entry, oldest first."""
+        return await anyio.to_thread.run_sync(self._select, "1 = 1")
+
+    async def close(self) -> None:
+        def close() -> None:
+            with self._lock:
+                if self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+
+        await anyio.to_thread.run_sync(close)
