@@ -114,12 +114,30 @@ TERMINAL: Final[frozenset[str]] = frozenset(
 _PERCENT = re.compile(r"\s*(\d{1,3})(?:\.\d+)?\s*%")
 
 
+_PERCENT_MEMO: dict[str, int | None] = {}
+
+
 def parse_percent(progress: str | None) -> int | None:
     """``"46%"`` -> 46; anything that is not a percentage -> None."""
     if not progress:
         return None
+    # Servers send a few dozen distinct strings ("0%".."100%"): a memo spares
+    # the regex on the decoding hot path.
+    try:
+        return _PERCENT_MEMO[progress]
+    except KeyError:
+        pass
     m = _PERCENT.match(progress)
-    return min(int(m.group(1)), 100) if m else None
+    value = min(int(m.group(1)), 100) if m else None
+    if len(_PERCENT_MEMO) < 4096:
+        _PERCENT_MEMO[progress] = value
+    return value
+
+
+# Bound look-ups for Task.__post_init__, which runs once per decoded task.
+_status_of = _STATUSES.get
+_action_of = _ACTIONS.get
+_percent_of = _PERCENT_MEMO.get
 
 
 class Button(msgspec.Struct, frozen=True, rename="camel", gc=False):
@@ -186,20 +204,33 @@ class Task(msgspec.Struct, frozen=True, rename="camel", gc=False):
     properties: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        status = self.status
-        known = _STATUSES.get(status)
+        known = _status_of(self.status)
         if known is not None:
             force_setattr(self, "status", known)
         action = self.action
         if action is not None:
-            known_action = _ACTIONS.get(action)
+            known_action = _action_of(action)
             if known_action is not None:
                 force_setattr(self, "action", known_action)
         progress = self.progress
         if progress:
-            force_setattr(self, "progress_percent", parse_percent(progress))
+            percent = _percent_of(progress)
+            if percent is None:
+                percent = parse_percent(progress)
+            force_setattr(self, "progress_percent", percent)
         elif known is TaskStatus.SUCCESS:
             force_setattr(self, "progress_percent", 100)
+        # Epoch seconds (below 1e11) decoded straight from the wire become ms, as in
+        # to_epoch_ms on the tolerant path. Spelled out: this runs per decoded task.
+        t = self.submit_time
+        if t is not None and 0 < t < 100_000_000_000:
+            force_setattr(self, "submit_time", t * 1000)
+        t = self.start_time
+        if t is not None and 0 < t < 100_000_000_000:
+            force_setattr(self, "start_time", t * 1000)
+        t = self.finish_time
+        if t is not None and 0 < t < 100_000_000_000:
+            force_setattr(self, "finish_time", t * 1000)
         # Servers send "" where they mean "nothing"; users should test for None only.
         if self.image_url == "":
             force_setattr(self, "image_url", None)
