@@ -52,4 +52,7 @@ def report(rows: list[Row], as_json: bool) -> None:
     for r in rows:
         verdict = "" if r.passed is None else ("PASS" if r.passed else "MISS")
         target = f"(target {r.target})" if r.target else ""
-        print(f"{r.bench:<12} {r.name:<{width}}  {r.value:>12.3f} {r.unit:<14} {target:<22} {verdict}")
+        print(
+            f"{r.bench:<12} {r.name:<{width}}  {r.value:>12.3f} {r.unit:<14} {target:<22} "
+            f"{verdict}"
+        )

@@ -20,9 +20,9 @@ from typing import Any
 import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Row, interleaved, report  # noqa: E402
+from _common import Row, interleaved, report
 
-from midjourney_async._models import decode_task, decode_task_list  # noqa: E402
+from midjourney_async._models import decode_task, decode_task_list
 
 SAMPLE = Path(__file__).resolve().parent.parent / "tests" / "samples"
 

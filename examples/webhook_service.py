@@ -48,11 +48,10 @@ async def main() -> None:
             if serve:
                 print(f"serving on http://127.0.0.1:{port}/generate (Ctrl-C stops)")
                 await asyncio.Event().wait()
-            async with ClientSession() as http:
-                async with http.post(
-                    f"http://127.0.0.1:{port}/generate", json={"prompt": "a paper boat"}
-                ) as resp:
-                    print("service answered:", resp.status, await resp.json())
+            async with ClientSession() as http, http.post(
+                f"http://127.0.0.1:{port}/generate", json={"prompt": "a paper boat"}
+            ) as resp:
+                print("service answered:", resp.status, await resp.json())
         finally:
             await runner.cleanup()
 

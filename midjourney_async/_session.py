@@ -273,7 +273,11 @@ class MidjourneySession:
         )
         state = self._tracker.state(result.task_id, result.queue_position)
         if slots is not None:
-            self._tracker.force(state, slots.release)
+            if state.forced:
+                # A modal step continues a task that already holds a slot.
+                slots.release()
+            else:
+                self._tracker.force(state, slots.release)
         return TaskHandle(self, state, submit_code=result.code, task_ids=result.task_ids)
 
     async def _journal_record(self, op: str, body: msgspec.Struct, ids: list[str]) -> None:
