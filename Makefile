@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(PY) -m midjourney_async demo --out out
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/run_all.py
 
 clean:
