@@ -26,6 +26,7 @@ from ._errors import (
     MidjourneyError,
     TaskNotFound,
 )
+from ._grid import write_tiles
 from ._handle import TaskHandle
 from ._journal import Journal, JournalEntry, SQLiteJournal
 from ._media import as_data_url, extension_for, safe_name
@@ -791,6 +792,43 @@ class MidjourneySession:
             *(self._download_one(url, target, name, max_bytes, timeout) for url, name in jobs)
         )
         return list(results)
+
+    async def split_grid(
+        self,
+        task: Task | TaskHandle,
+        directory: str | os.PathLike[str],
+        *,
+        max_bytes: int = 50 * 1024 * 1024,
+    ) -> list[Path]:
+        """Cut a finished grid into its four images, saved as ``<id>_grid_<1-4>.png``.
+
+        Costs one download and no Midjourney job; needs the ``images`` extra (Pillow).
+
+        Example::
+
+            tiles = await mj.split_grid(await handle, "out/")
+        """
+        snapshot = task if isinstance(task, Task) else (task.task or await task.wait())
+        if not snapshot.image_url:
+            raise InvalidRequestError(f"task {snapshot.id} has no image to split", code=None)
+        url = snapshot.image_url
+        absolute = url if "://" in url else self.base_url + "/" + url.lstrip("/")
+        if urlsplit(absolute).scheme.lower() not in ("http", "https"):
+            raise InvalidRequestError(f"refusing to download {url!r}: only http(s)", code=None)
+        chunks: list[bytes] = []
+        size = 0
+        async with self._transport.stream(absolute) as resp:
+            async for chunk in resp.content.iter_chunked(256 * 1024):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise DecodeError(
+                        f"grid image of task {snapshot.id} is over the {max_bytes}-byte cap"
+                    )
+                chunks.append(chunk)
+        data = b"".join(chunks)
+        return await anyio.to_thread.run_sync(
+            write_tiles, data, Path(directory), safe_name(snapshot.id)
+        )
 
     async def _download_one(
         self, url: str, directory: Path, name: str, max_bytes: int, timeout: float
