@@ -190,7 +190,9 @@ class SubmitRejected(MidjourneyError):
         description: str = "",
         properties: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(message)
+        # Not super(): in SubmitNotFound the next class is HTTPStatusError, whose
+        # __init__ needs a status (SubmitNotFound sets status and body itself).
+        MidjourneyError.__init__(self, message)
         self.code = code
         self.description = description
         self.properties = properties or {}

@@ -47,7 +47,8 @@ def task_from_ohmygpt(data: dict[str, Any]) -> Task:
     if not task_id:
         raise DecodeError("OhMyGPT task has no taskId")
     buttons: list[Button] = []
-    for raw in data.get("actions") or ():
+    actions = data.get("actions")
+    for raw in actions if isinstance(actions, list) else ():
         if isinstance(raw, dict) and isinstance(raw.get("customId"), str) and raw["customId"]:
             buttons.append(
                 Button(
@@ -157,8 +158,8 @@ class OhMyGPTDialect(Dialect):
         obj = self._envelope(f"query {task_id}", resp)
         data = obj.get("data")
         if as_int(obj.get("statusCode")) != 200 or not isinstance(data, dict):
-            message = str(obj.get("message") or "").lower()
-            if data is None or any(word in message for word in _NOT_FOUND_WORDS):
+            message = resp.redact(str(obj.get("message") or ""))
+            if data is None or any(word in message.lower() for word in _NOT_FOUND_WORDS):
                 raise TaskNotFound(task_id)
             raise rejection(f"query {task_id}", as_int(obj.get("statusCode")), message)
         return task_from_ohmygpt(data)

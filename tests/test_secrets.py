@@ -1,0 +1,264 @@
+"""The API key never shows in an error's str or repr, in the text of server bodies
+an error quotes (the transport redacts them), in the session or handle repr, or in
+any log record, even when the server echoes the key back."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+import pytest
+from mj_support import KEY, RecordingServer, Reply, submit_ok, task_json
+
+from midjourney_async import (
+    MidjourneyError,
+    MidjourneySession,
+    RetryPolicy,
+    TaskTimeout,
+)
+
+TID = "1730621826053455"
+FETCH = f"/mj/task/{TID}/fetch"
+IMAGINE = "/mj/submit/imagine"
+OMG = "/api/v1/ai/draw/mj"
+ECHO = f"invalid token {KEY} (Authorization: Bearer {KEY})"
+
+
+def _leaks(text: str) -> bool:
+    lowered = text.lower()
+    return KEY.lower() in lowered or "secret-4242" in lowered
+
+
+def _texts_of(exc: BaseException) -> list[str]:
+    """str, repr and every string attribute of an error and its causes."""
+    out: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        out += [str(current), repr(current)]
+        for value in vars(current).values():
+            if isinstance(value, str):
+                out.append(value)
+            elif isinstance(value, dict):
+                out.append(repr(value))
+        # What a traceback shows: the cause, or the context unless suppressed.
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    return out
+
+
+def _assert_clean(exc: BaseException) -> None:
+    for text in _texts_of(exc):
+        assert not _leaks(text), f"{type(exc).__name__} leaks the key: {text!r}"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_detector_detects() -> None:
+    assert _leaks(ECHO)
+    assert _leaks(ECHO.lower())
+    assert not _leaks("invalid token *** (Authorization: Bearer ***)")
+
+
+# Scripted answers that echo the key, and the call that meets them.
+CASES: list[tuple[str, str, str, Reply, str]] = [
+    ("401 text", "GET", FETCH, Reply.text(ECHO, status=401), "fetch"),
+    ("403 text", "GET", FETCH, Reply.text(ECHO, status=403), "fetch"),
+    ("404 text", "GET", FETCH, Reply.text(ECHO, status=404), "fetch"),
+    ("429 text", "GET", FETCH, Reply.text(ECHO, status=429), "fetch"),
+    ("500 text", "GET", FETCH, Reply.text(ECHO, status=500), "fetch"),
+    ("400 other", "GET", FETCH, Reply.json({"code": 9, "description": ECHO}, status=400), "fetch"),
+    ("bad json fetch", "GET", FETCH, Reply.raw(f'{{"id": "{KEY}'.encode()), "fetch"),
+    ("bad json list", "POST", "/mj/task/list-by-condition",
+     Reply.raw(f'[{{"id": "{KEY}"'.encode()), "list"),
+    ("list 500", "POST", "/mj/task/list-by-condition", Reply.text(ECHO, status=500), "list"),
+    ("submit 401", "POST", IMAGINE, Reply.text(ECHO, status=401), "imagine"),
+    ("submit 500", "POST", IMAGINE, Reply.text(ECHO, status=500), "imagine"),
+    ("submit code 4", "POST", IMAGINE, Reply.json({"code": 4, "description": ECHO}), "imagine"),
+    ("submit code 9", "POST", IMAGINE, Reply.json({"code": 9, "description": ECHO}), "imagine"),
+    ("submit code 23", "POST", IMAGINE, Reply.json({"code": 23, "description": ECHO}), "imagine"),
+    ("submit code 24", "POST", IMAGINE,
+     Reply.json({"code": 24, "description": ECHO, "properties": {"bannedWord": "gore"}}),
+     "imagine"),
+    ("submit code 3 at 404", "POST", IMAGINE,
+     Reply.json({"code": 3, "description": ECHO}, status=404), "imagine"),
+    ("new-api 400", "POST", IMAGINE,
+     Reply.json({"code": 4, "description": ECHO, "type": "upstream_error"}, status=400),
+     "imagine"),
+    ("new-api 400 other", "POST", IMAGINE, Reply.json({"error": {"message": ECHO}}, status=400),
+     "imagine"),
+    ("trueai 200", "POST", IMAGINE,
+     Reply.json({"success": False, "code": -1, "message": ECHO, "timestamp": 1}), "imagine"),
+    ("trueai 500", "POST", IMAGINE,
+     Reply.json({"success": False, "code": -1, "message": ECHO, "timestamp": 1}, status=500),
+     "imagine"),
+    ("submit garbage", "POST", IMAGINE, Reply.text(f"<html>{ECHO}"), "imagine"),
+    ("submit no code", "POST", IMAGINE, Reply.json({"message": ECHO}), "imagine"),
+    ("submit no id", "POST", IMAGINE, Reply.json({"code": 1, "description": ECHO}), "imagine"),
+    ("seed code 4", "GET", f"/mj/task/{TID}/image-seed",
+     Reply.json({"code": 4, "description": ECHO}, status=400), "seed"),
+    ("seed garbage", "GET", f"/mj/task/{TID}/image-seed", Reply.text(ECHO), "seed"),
+    ("seed 500", "GET", f"/mj/task/{TID}/image-seed", Reply.text(ECHO, status=500), "seed"),
+    ("upload code 4", "POST", "/mj/submit/upload-discord-images",
+     Reply.json({"code": 4, "description": ECHO}), "upload"),
+    ("image 403", "GET", f"/mj/image/{TID}", Reply.text(ECHO, status=403), "image"),
+    ("cancel 400", "POST", f"/mj/task/{TID}/cancel", Reply.text(ECHO, status=400), "cancel"),
+]
+
+
+async def _call(mj: MidjourneySession, what: str) -> Any:
+    if what == "fetch":
+        return await mj.fetch(TID)
+    if what == "list":
+        return await mj.fetch_many([TID])
+    if what == "imagine":
+        return await mj.imagine("cat")
+    if what == "seed":
+        return await mj.image_seed(TID)
+    if what == "upload":
+        return await mj.upload_images([b"\x89PNG\r\n\x1a\nxx"])
+    if what == "image":
+        return await mj.image(TID)
+    if what == "cancel":
+        return await mj.cancel(TID)
+    raise AssertionError(what)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "reply", "what"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+async def test_errors_from_bodies_that_echo_the_key(
+    server: RecordingServer,
+    make_session: Any,
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+    path: str,
+    reply: Reply,
+    what: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.add(method, path, reply)
+    mj = await make_session(retry=RetryPolicy.without_waits(max_tries=2))
+    with pytest.raises(MidjourneyError) as info:
+        await _call(mj, what)
+    _assert_clean(info.value)
+    for record in caplog.records:
+        assert not _leaks(record.getMessage()), record.getMessage()
+    assert not _leaks(caplog.text)
+    # The key did travel where it belongs: in the auth header.
+    assert server.requests[0].headers["mj-api-secret"] == KEY
+
+
+@pytest.mark.parametrize(
+    ("path", "reply", "what"),
+    [
+        (f"{OMG}/imagine", Reply.json({"statusCode": 400, "message": ECHO}), "imagine"),
+        (f"{OMG}/imagine", Reply.text(ECHO, status=401), "imagine"),
+        (f"{OMG}/imagine", Reply.text(ECHO), "imagine"),
+        (f"{OMG}/query", Reply.json({"statusCode": 500, "message": ECHO, "data": "x"}), "fetch"),
+        (f"{OMG}/query", Reply.json({"statusCode": 400, "message": ECHO, "data": 1}), "fetch"),
+        (f"{OMG}/query", Reply.text(ECHO, status=403), "fetch"),
+        (f"{OMG}/query", Reply.text(f"{{{ECHO}"), "fetch"),
+    ],
+)
+async def test_ohmygpt_errors_that_echo_the_key(
+    server: RecordingServer,
+    make_session: Any,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    reply: Reply,
+    what: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.add("POST", path, reply)
+    mj = await make_session(provider="ohmygpt", retry=RetryPolicy.never())
+    with pytest.raises(MidjourneyError) as info:
+        await _call(mj, what)
+    _assert_clean(info.value)
+    assert not _leaks(caplog.text)
+
+
+async def test_transport_errors_are_clean(
+    server: RecordingServer, make_session: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.add("POST", IMAGINE, Reply(drop=True))
+    server.add("GET", FETCH, Reply(hang=30.0))
+    mj = await make_session(timeout=0.2, retry=RetryPolicy.without_waits(max_tries=2))
+    with pytest.raises(MidjourneyError) as dropped:
+        await mj.imagine("cat")
+    _assert_clean(dropped.value)
+    with pytest.raises(MidjourneyError) as timed_out:
+        await mj.fetch(TID)
+    _assert_clean(timed_out.value)
+    url = f"http://127.0.0.1:{_free_port()}"
+    async with MidjourneySession(url, KEY, retry=RetryPolicy.without_waits(max_tries=2)) as other:
+        with pytest.raises(MidjourneyError) as refused:
+            await other.imagine("cat")
+    _assert_clean(refused.value)
+    assert not _leaks(caplog.text)
+
+
+async def test_reprs_are_clean(server: RecordingServer, make_session: Any) -> None:
+    server.add("POST", IMAGINE, submit_ok(TID))
+    server.add("POST", "/mj/task/list-by-condition", Reply.json([task_json(TID)]))
+    for provider in ("midjourney-proxy", "trueai", "new-api", "openai-hk"):
+        mj = await make_session(provider=provider)
+        handle = await mj.imagine("cat")
+        for obj in (mj, handle, mj.provider, mj.retry):
+            assert not _leaks(repr(obj)) and not _leaks(str(obj)), obj
+        task = await handle
+        assert not _leaks(repr(task))
+        assert not _leaks(repr(handle))
+    bare = MidjourneySession("http://127.0.0.1:9", KEY, provider="new-api", mode="fast")
+    assert not _leaks(repr(bare))
+
+
+async def test_logs_of_a_whole_run_are_clean(
+    server: RecordingServer, make_session: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Submits, polls, 429s and 5xx with Retry-After, timeouts: no record holds the key."""
+    caplog.set_level(logging.DEBUG)
+    server.add(
+        "POST",
+        IMAGINE,
+        Reply.text(ECHO, status=429, headers={"Retry-After": "0"}),
+        Reply.json({"code": 23, "description": ECHO}),
+        submit_ok(TID),
+    )
+    server.add(
+        "POST",
+        "/mj/task/list-by-condition",
+        Reply.text(ECHO, status=503),
+        Reply.text(ECHO, status=503),
+        Reply.text(ECHO, status=429, headers={"Retry-After": "0"}),
+        Reply.raw(f"[{{{ECHO}".encode()),
+        Reply.json([task_json(TID, "IN_PROGRESS", "50%", failReason=ECHO)]),
+        Reply.json([task_json(TID, "FAILURE", "", failReason="timed out")]),
+    )
+    mj = await make_session(provider="new-api", retry=RetryPolicy.without_waits(max_tries=3))
+    handle = await mj.imagine("cat")
+    with pytest.raises(MidjourneyError) as info:
+        await handle.wait(timeout=10)
+    _assert_clean(info.value)
+    timeout_handle = mj.handle("0")
+    server.add("POST", "/mj/task/list-by-condition", Reply.json([task_json("0", "SUBMITTED")]))
+    with pytest.raises(TaskTimeout) as late:
+        await timeout_handle.wait(timeout=0.05)
+    _assert_clean(late.value)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("retrying") for m in messages)  # retries did happen
+    assert any("-> 503" in m for m in messages)
+    for message in messages:
+        assert not _leaks(message), message
+    assert not _leaks(caplog.text)
+    assert mj.tracker_stats.last_error is None or not _leaks(mj.tracker_stats.last_error)
