@@ -62,6 +62,15 @@ def _ids(result: Any) -> list[str]:
     return []
 
 
+def _code_of(body: bytes) -> int | None:
+    """The ``code`` of a JSON error body, if it is one."""
+    try:
+        obj = decode_any(body)
+    except DecodeError:
+        return None
+    return as_int(obj.get("code")) if isinstance(obj, dict) else None
+
+
 class ProxyDialect(Dialect):
     """The midjourney-proxy family. ``root`` is e.g. ``/mj`` or ``/fast/mj``."""
 
@@ -155,9 +164,7 @@ class ProxyDialect(Dialect):
             raise TaskNotFound(task_id)
         if status in (400, 404):
             text = resp.body.decode("utf-8", "replace").lower()
-            if any(word in text for word in _NOT_FOUND_WORDS) or '"code":3' in text.replace(
-                " ", ""
-            ):
+            if any(word in text for word in _NOT_FOUND_WORDS) or _code_of(resp.body) == 3:
                 raise TaskNotFound(task_id)
             raise status_error(resp, f"fetch {task_id}")
         if status != 200:
