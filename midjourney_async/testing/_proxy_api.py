@@ -1,0 +1,516 @@
+"""The ``/mj`` API of the proxy family: Java midjourney-proxy, trueai, new-api relays."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import TYPE_CHECKING, Any
+
+from . import _http
+from ._buttons import Click, parse_custom_id, relay_action
+from ._http import Call, Reply
+from ._media import aspect_size, decode_data_url
+from ._proxy_base import ProxyBase, click_task_kwargs, prompt_size
+from ._task import MODAL, SUCCESS, EmuTask
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from ._emulator import Emulator
+
+_DIMENSIONS = {"PORTRAIT": (2, 3), "SQUARE": (1, 1), "LANDSCAPE": (3, 2)}
+_GRID_PARENTS = frozenset({"IMAGINE", "VARIATION", "REROLL", "BLEND", "ZOOM", "PAN"})
+_SIMPLE_CHANGE = re.compile(r"^(\S+)\s+(U[1-4]|V[1-4]|R)$", re.IGNORECASE)
+
+
+class ProxyApi(ProxyBase):
+    """Route resolution and handlers for one proxy-family profile."""
+
+    def __init__(self, emu: Emulator) -> None:
+        super().__init__(emu)
+        self._static: dict[tuple[str, str], tuple[str, _http.Handler]] = {
+            ("POST", "submit/imagine"): ("submit/imagine", self.imagine),
+            ("POST", "submit/action"): ("submit/action", self.action),
+            ("POST", "submit/modal"): ("submit/modal", self.modal),
+            ("POST", "submit/blend"): ("submit/blend", self.blend),
+            ("POST", "submit/describe"): ("submit/describe", self.describe),
+            ("POST", "submit/shorten"): ("submit/shorten", self.shorten),
+            ("POST", "submit/change"): ("submit/change", self.change),
+            ("POST", "submit/simple-change"): ("submit/simple-change", self.simple_change),
+            ("POST", "submit/upload-discord-images"): ("submit/upload-discord-images", self.upload),
+            ("POST", "submit/video"): ("submit/video", self.video),
+            ("POST", "submit/edits"): ("submit/edits", self.edits),
+            ("POST", "insight-face/swap"): ("insight-face/swap", self.swap),
+            ("POST", "task/list-by-condition"): ("task/list-by-condition", self.list_by_condition),
+        }
+        if self.family == "trueai":
+            self._static[("POST", "submit/edit")] = ("submit/edits", self.edits)
+            self._static[("POST", "task/list-by-ids")] = (
+                "task/list-by-condition",
+                self.list_by_condition,
+            )
+        if self.family in ("java", "trueai"):
+            self._static[("GET", "task/list")] = ("task/list", self.task_list)
+
+    # -- routing ------------------------------------------------------------------------
+
+    def resolve(self, request: web.Request) -> Call | None:
+        """Map a request to a :class:`Call`, or ``None`` for a path this server lacks."""
+        segs = request.path.split("/")[1:]
+        mode: str | None = None
+        if len(segs) >= 2 and segs[0] != "mj" and segs[1] == "mj":
+            prefixes = self.profile.mode_prefixes
+            if "*" in prefixes:
+                mode = segs[0].upper()
+            elif segs[0] in prefixes:
+                mode = prefixes[segs[0]]
+            else:
+                return None
+            segs = segs[1:]
+        if len(segs) < 2 or segs[0] != "mj":
+            return None
+        rest = segs[1:]
+        method = request.method
+        hit = self._static.get((method, "/".join(rest)))
+        if hit is not None:
+            return Call(hit[0], hit[1], request, mode=mode)
+        if len(rest) == 3 and rest[0] == "task":
+            task_id, verb = rest[1], rest[2]
+            table: dict[tuple[str, str], tuple[str, _http.Handler]] = {
+                ("GET", "fetch"): ("task/fetch", self.fetch),
+                ("GET", "image-seed"): ("task/image-seed", self.image_seed),
+            }
+            if self.family == "trueai":
+                table[("POST", "cancel")] = ("task/cancel", self.cancel)
+            found = table.get((method, verb))
+            if found is not None:
+                return Call(found[0], found[1], request, {"id": task_id}, mode)
+        if self.family == "new-api" and method == "GET" and len(rest) == 2 and rest[0] == "image":
+            return Call("image", self.image, request, {"id": rest[1]}, mode, needs_auth=False)
+        return None
+
+    # -- submits ------------------------------------------------------------------------
+
+    async def imagine(self, call: Call) -> Reply:
+        """POST /mj/submit/imagine."""
+        body = self._body(call)
+        if isinstance(body, Reply):
+            return body
+        prompt = self._prompt(body)
+        if prompt is None:
+            return self.error(4, "prompt不能为空", relay="prompt_is_required")
+        self.emu.stats.submit_attempts_by_prompt[prompt] += 1
+        refused = self.banned(prompt)
+        if refused is not None:
+            return refused
+        images = body.get("base64Array")
+        if images is not None and (
+            not isinstance(images, list)
+            or not all(isinstance(i, str) and decode_data_url(i) for i in images)
+        ):
+            return self.error(4, "base64格式错误")
+        return self._submit(
+            action="IMAGINE",
+            relay_action="IMAGINE",
+            plan_kind="imagine",
+            output="grid",
+            prompt=prompt,
+            description=self._description(f"/imagine {prompt}"),
+            state=self._state(body),
+            notify_hook=self._hook(body),
+            mode=self._mode(call, prompt),
+            size=prompt_size(prompt),
+        )
+
+    async def action(self, call: Call) -> Reply:
+        """POST /mj/submit/action: press a button of a finished task."""
+        body = self._body(call)
+        if isinstance(body, Reply):
+            return body
+        custom_id = body.get("customId")
+        custom_id = custom_id if isinstance(custom_id, str) else ""
+        click = parse_custom_id(custom_id)
+        if self.family == "new-api" and relay_action(click) is None:
+            # new-api maps the customId to an action before anything else.
+            return self.error(4, "unknown_action")
+        task_id = body.get("taskId")
+        if not task_id:
+            return self.error(4, "taskId不能为空", relay="task_id_is_required")
+        if not custom_id:
+            return self.error(4, "customId不能为空")
+        parent = self.emu.lookup(task_id)
+        if parent is None:
+            return self.not_found_parent()
+        if parent.status != SUCCESS:
+            return self.error(4, "关联任务状态错误", relay="task_status_not_success")
+        if custom_id not in {b.custom_id for b in parent.buttons}:
+            return self.error(4, f"customId无效: {custom_id}")
+        if click.kind == "bookmark":
+            return self.envelope(1, "Success", parent.id, self._base_properties())
+        remix = body.get("enableRemix") is True and click.kind in {
+            "variation", "low_variation", "high_variation", "pan", "reroll"
+        }
+        modal = click.kind in {"inpaint", "custom_zoom"} or (
+            self.family == "trueai"
+            and (remix or click.kind in {"pic_reader", "prompt_analyzer"})
+        )
+        kwargs = click_task_kwargs(self.emu, parent, click, custom_id, call.mode)
+        kwargs.update(state=self._state(body), notify_hook=self._hook(body))
+        if modal:
+            kwargs.update(status=MODAL, description="Waiting for window confirm")
+            task = self.emu.create_task(**kwargs)
+            task.modal_kind = click.kind
+            task.properties["remix"] = True
+            props = self._base_properties()
+            props.update(finalPrompt=task.final_prompt, remix=True)
+            return self.envelope(21, "Waiting for window confirm", task.id, props)
+        return self._submit(**kwargs)
+
+    async def modal(self, call: Call) -> Reply:
+        """POST /mj/submit/modal: confirm a task waiting in MODAL."""
+        body = self._body(call)
+        if isinstance(body, Reply):
+            return body
+        task_id = body.get("taskId")
+        if not task_id:
+            return self.error(4, "taskId不能为空", relay="task_id_is_required")
+        task = self.emu.lookup(task_id)
+        if task is None:
+            return self.not_found_parent()
+        if task.status != MODAL:
+            return self.error(4, f"任务状态错误: {task.status}")
+        if task.modal_kind == "inpaint":
+            mask = body.get("maskBase64")
+            if not isinstance(mask, str) or decode_data_url(mask) is None:
+                return self.error(4, "maskBase64不能为空")
+        prompt = self._prompt(body) or task.final_prompt or task.prompt
+        refused = self.banned(prompt)
+        if refused is not None:
+            return refused
+        if not self.emu.can_admit():
+            return self.queue_full()
+        self.emu.leave_modal(task, prompt)
+        return self.accepted(task)
+
+    async def blend(self, call: Call) -> Reply:
+        """POST /mj/submit/blend: 2-5 images into one grid."""
+        body = self._body(call)
+        if isinstance(body, Reply):
+            return body
+        images = body.get("base64Array")
+        if (
+            not isinstance(images, list)
+            or not 2 <= len(images) <= 5
+            or not all(isinstance(i, str) and decode_data_url(i) for i in images)
+        ):
+            return self.error(4, "base64List参数错误")
+        dimensions = body.get("dimensions") or "SQUARE"
+        if dimensions not in _DIMENSIONS:
+            return self.error(4, "dimensions参数错误")
+        digest = hashlib.sha256("|".join(images).encode()).hexdigest()[:16]
+        return self._submit(
+            action="BLEND",
+            relay_action="BLEND",
+            plan_kind="imagine",
+            output="grid",
+            prompt="",
+            description=self._description("/blend"),
+            state=self._state(body),
+            notify_hook=self._hook(body),
+            mode=self._mode(call, ""),
+            image_key=f"{self.emu.seed}:blend:{digest}",
+            size=aspect_size(_DIMENSIONS[dimensions]),
+            count_prompt=False,
+        )
+
+    async def describe(self, call: Call) -> Reply:
+        """POST /mj/submit/describe: four prompts for an image (base64 or link)."""
+        body = self._body(call)
+        if isinstance(body, Reply):
+            return body
+        image_url, key = self._image_input(body.get("base64"), body.get("link"))
+        if image_url is None:
+            return self.error(4, "base64不能为空")
+        if not self.emu.can_admit():
+            return self.queue_full()
+        task = self.emu.create_task(
+            action="DESCRIBE",
+            relay_action="DESCRIBE",
+            plan_kind="describe",
+            output="describe",
+            prompt="",
+            final_prompt="",
+            description=self._description("/describe"),
+            state=self._state(body),
+            notify_hook=self._hook(body),
+            mode=self._mode(call, ""),
+            image_key=key,
+            count_prompt=False,
+        )
+        task.image_url = image_url
+        return self.accepted(task)
+
+    async def shorten(self, call: Call) -> Reply:
+        """POST /mj/submit/shorten."""
+        body = self._body(call)
+        if isinstance(body, Reply):
+            return body
+        prompt = self._prompt(body)
+        if prompt is None:
+            return self.error(4, "prompt不能为空", relay="prompt_is_required")
+        self.emu.stats.submit_attempts_by_prompt[prompt] += 1
+        refused = self.banned(prompt)
+        if refused is not None:
+            return refused
+        return self._submit(
+            action="SHORTEN",
+            relay_action="SHORTEN",
+            plan_kind="shorten",
+            output="shorten",
+            prompt=prompt,
+            description=self._description(f"/shorten {prompt}"),
+            state=self._state(body),
+            notify_hook=self._hook(body),
+            mode=self._mode(call, prompt),
+        )
+
+    async def change(self, call: Call) -> Reply:
+        """POST /mj/submit/change: U/V/R by action name and index."""
+        body = self._body(call)
+        if isinstance(body, Reply):
+            return body
+        action = body.get("action")
+        index = body.get("index")
+        if not body.get("taskId"):
+            return self.error(4, "taskId不能为空", relay="task_id_is_required")
+        if action not in ("UPSCALE", "VARIATION", "REROLL"):
+            return self.error(4, "action参数错误", relay="action_is_required")
+        if action != "REROLL" and (not isinstance(index, int) or not 1 <= index <= 4):
+            return self.error(4, "index参数错误", relay="index_is_required")
+        index = index if isinstance(index, int) and action != "REROLL" else 0
+        return self._change(call, body, body["taskId"], action, index)
+
+    async def simple_change(self, call: Call) -> Reply:
+        """POST /mj/submit/simple-change: ``content`` like ``"<id> U2"``."""
+        body = self._body(call)
+        if isinstance(body, Reply):
+            return body
+        content = body.get("content")
+        m = _SIMPLE_CHANGE.match(content.strip()) if isinstance(content, str) else None
+        if m is None:
+            return self.error(4, "content参数错误", relay="content_parse_failed")
+        op = m.group(2).upper()
+        action = {"U": "UPSCALE", "V": "VARIATION", "R": "REROLL"}[op[0]]
+        index = int(op[1]) if len(op) > 1 else 0
+        return self._change(call, body, m.group(1), action, index)
+
+    def _change(
+        self, call: Call, body: dict[str, Any], task_id: Any, action: str, index: int
+    ) -> Reply:
+        parent = self.emu.lookup(task_id)
+        if parent is None:
+            return self.not_found_parent()
+        if parent.status != SUCCESS or parent.action not in _GRID_PARENTS:
+            return self.error(4, "关联任务状态错误", relay="task_status_not_success")
+        h = parent.job_hash
+        if action == "UPSCALE":
+            custom_id = f"MJ::JOB::upsample::{index}::{h}"
+            click, desc = Click("upscale", index), "up"
+        elif action == "VARIATION":
+            custom_id = f"MJ::JOB::variation::{index}::{h}"
+            click, desc = Click("variation", index), "variation"
+        else:
+            custom_id, click, desc = f"MJ::JOB::reroll::0::{h}::SOLO", Click("reroll"), "reroll"
+        kwargs = click_task_kwargs(self.emu, parent, click, custom_id, call.mode)
+        label = f" {action[0]}{index}" if index else ""
+        kwargs.update(
+            action=action,
+            relay_action=action,
+            description=self._description(f"/{desc} {parent.id}{label}"),
+            state=self._state(body),
+            notify_hook=self._hook(body),
+        )
+        return self._submit(**kwargs)
+
+    async def upload(self, call: Call) -> Reply:
+        """POST /mj/submit/upload-discord-images: returns URLs, creates no task."""
+        body = self._body(call)
+        if isinstance(body, Reply):
+            return body
+        images = body.get("base64Array")
+        decoded = (
+            [decode_data_url(i) if isinstance(i, str) else None for i in images]
+            if isinstance(images, list) and images
+            else [None]
+        )
+        if any(d is None for d in decoded):
+            return self.error(4, "base64List参数错误")
+        urls = [self.emu.store_upload(d[1], d[0]) for d in decoded if d is not None]
+        return self.envelope(1, "上传成功", urls, {})
+
+    async def video(self, call: Call) -> Reply:
+        """POST /mj/submit/video: four short videos."""
+        body = self._body(call)
+        if isinstance(body, Reply):
+            return body
+        prompt = self._prompt(body)
+        if prompt is None:
+            return self.error(4, "prompt不能为空", relay="prompt_is_required")
+        self.emu.stats.submit_attempts_by_prompt[prompt] += 1
+        refused = self.banned(prompt)
+        if refused is not None:
+            return refused
+        image = body.get("image")
+        frame_url: str | None = None
+        if isinstance(image, str) and image:
+            frame_url, _ = self._image_input(image, image)
+            if frame_url is None:
+                return self.error(4, "image参数错误")
+        if not self.emu.can_admit():
+            return self.queue_full()
+        task = self.emu.create_task(
+            action="VIDEO",
+            relay_action="VIDEO",
+            plan_kind="video",
+            output="video",
+            prompt=prompt,
+            description=self._description(f"/video {prompt}"),
+            state=self._state(body),
+            notify_hook=self._hook(body),
+            mode=self._mode(call, prompt),
+        )
+        task.extra["first_frame"] = frame_url
+        return self.accepted(task)
+
+    async def edits(self, call: Call) -> Reply:
+        """POST /mj/submit/edits: edit an image by prompt; four images."""
+        body = self._body(call)
+        if isinstance(body, Reply):
+            return body
+        prompt = self._prompt(body)
+        if prompt is None:
+            return self.error(4, "prompt不能为空", relay="prompt_is_required")
+        image = body.get("image")
+        url, key = self._image_input(image, image) if isinstance(image, str) else (None, "")
+        if url is None:
+            return self.error(4, "image不能为空")
+        self.emu.stats.submit_attempts_by_prompt[prompt] += 1
+        refused = self.banned(prompt)
+        if refused is not None:
+            return refused
+        return self._submit(
+            action="EDIT" if self.family == "trueai" else "EDITS",
+            relay_action="EDITS",
+            plan_kind="edits",
+            output="edits",
+            prompt=prompt,
+            description=self._description(f"/edits {prompt}"),
+            state=self._state(body),
+            notify_hook=self._hook(body),
+            mode=self._mode(call, prompt),
+            image_key=f"{self.emu.seed}:edits:{key}:{prompt}",
+        )
+
+    async def swap(self, call: Call) -> Reply:
+        """POST /mj/insight-face/swap."""
+        body = self._body(call)
+        if isinstance(body, Reply):
+            return body
+        allow_urls = self.family == "trueai"
+        src, src_key = self._image_input(
+            body.get("sourceBase64"), body.get("sourceUrl") if allow_urls else None
+        )
+        dst, dst_key = self._image_input(
+            body.get("targetBase64"), body.get("targetUrl") if allow_urls else None
+        )
+        if src is None or dst is None:
+            return self.error(
+                4, "sourceBase64和targetBase64不能为空",
+                relay="sour_base64_and_target_base64_is_required",
+            )
+        return self._submit(
+            action="SWAP_FACE",
+            relay_action="SWAP_FACE",
+            plan_kind="swap",
+            output="single",
+            prompt="InsightFace",
+            description=self._description("/swap"),
+            state=self._state(body),
+            notify_hook=self._hook(body),
+            image_key=f"{self.emu.seed}:swap:{src_key}:{dst_key}",
+            count_prompt=False,
+        )
+
+    # -- queries ------------------------------------------------------------------------
+
+    async def fetch(self, call: Call) -> Reply:
+        """GET /mj/task/{id}/fetch."""
+        self.emu.stats.fetch_ids += 1
+        task = self.emu.lookup(call.params["id"])
+        if task is None:
+            return self._task_missing()
+        return _http.raw_json(self.emu.fetch_json(task))
+
+    async def list_by_condition(self, call: Call) -> Reply:
+        """POST /mj/task/list-by-condition: known ids only, in no particular order."""
+        body = self._body(call)
+        if isinstance(body, Reply):
+            return body
+        ids = body.get("ids")
+        if not isinstance(ids, list):
+            ids = []
+        self.emu.stats.list_ids += len(ids)
+        seen: dict[str, EmuTask] = {}
+        for raw in ids:
+            task = self.emu.lookup(raw if isinstance(raw, str) else str(raw))
+            if task is not None:
+                seen[task.id] = task
+        tasks = list(seen.values())
+        self.emu.shuffle_rng.shuffle(tasks)
+        fetch_json = self.emu.fetch_json
+        return _http.raw_json(b"[" + b",".join(fetch_json(t) for t in tasks) + b"]")
+
+    async def task_list(self, call: Call) -> Reply:
+        """GET /mj/task/list: Java lists every task, trueai the newest 100."""
+        tasks = list(self.emu.tasks.values())[::-1]
+        if self.family == "trueai":
+            tasks = tasks[:100]
+        return _http.raw_json(b"[" + b",".join(self.emu.fetch_json(t) for t in tasks) + b"]")
+
+    async def image_seed(self, call: Call) -> Reply:
+        """GET /mj/task/{id}/image-seed."""
+        task = self.emu.lookup(call.params["id"])
+        if task is None:
+            if self.family == "new-api":
+                return self._task_missing()
+            status = 404 if self.family == "trueai" else 200
+            return _http.json_reply(
+                {"code": 3, "description": "任务不存在", "result": None, "properties": {}}, status
+            )
+        if task.status != SUCCESS or not task.seed_digits:
+            status = 200 if self.family == "java" else 400
+            body: dict[str, Any] = {"code": 4, "description": "任务未完成", "result": None}
+            if self.family == "new-api":
+                body = {"code": 4, "description": "任务未完成", "type": "upstream_error"}
+            return _http.json_reply(body, status)
+        return _http.json_reply(
+            {"code": 1, "description": "成功", "result": task.seed_digits, "properties": {}}
+        )
+
+    async def cancel(self, call: Call) -> Reply:
+        """POST /mj/task/{id}/cancel (trueai): FAILURE "取消任务", empty 200."""
+        task = self.emu.lookup(call.params["id"])
+        if task is None:
+            return _http.empty_reply(404)
+        self.emu.cancel(task.id)
+        return _http.empty_reply(200)
+
+    async def image(self, call: Call) -> Reply:
+        """GET /mj/image/{id} (new-api): the task's image through the relay."""
+        task = self.emu.lookup(call.params["id"])
+        found = self.emu.task_image(task) if task is not None else None
+        if found is None:
+            return _http.json_reply({"error": "midjourney_task_not_found"}, 400)
+        data, content_type = found
+        return Reply(200, data, content_type)
+
