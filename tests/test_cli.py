@@ -105,3 +105,34 @@ async def test_demo_leaves_real_png_files(tmp_path: Path) -> None:
         assert width >= 256 and height >= 256
         assert str(path) in out
     assert "SUCCESS 100%" in err or "SUCCESS 100%" in out
+
+
+async def test_emulator_command_serves_until_terminated() -> None:
+    import aiohttp
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "midjourney_async",
+        "emulator",
+        "--profile",
+        "trueai",
+        "--port",
+        "0",
+        "--speed",
+        "instant",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode().split()
+        base_url, key = line
+        assert base_url.startswith("http://127.0.0.1:")
+        async with aiohttp.ClientSession() as http, http.get(
+            f"{base_url}/mj/task/1/fetch", headers={"Authorization": key}
+        ) as resp:
+            assert resp.status == 204  # trueai's answer for an unknown task
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 30)
