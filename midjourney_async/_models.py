@@ -450,7 +450,10 @@ def to_epoch_ms(value: Any) -> int | None:
     if value is None or value == "" or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            return None
     elif isinstance(value, str):
         text = value.strip()
         try:
@@ -458,13 +461,18 @@ def to_epoch_ms(value: Any) -> int | None:
         except ValueError:
             try:
                 parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError:
+                return int(parsed.timestamp() * 1000)
+            except (ValueError, OverflowError, OSError):
+                # Not ISO, or a date the platform cannot place (year 1, naive times).
                 return None
-            return int(parsed.timestamp() * 1000)
     else:
         return None
     # Seconds since the epoch are below 1e11 until the year 5138; ms are above.
-    return int(number * 1000) if number < 1e11 else int(number)
+    ms = number * 1000 if number < 1e11 else number
+    # NaN, infinities and values past int64 are no time at all (NaN fails both tests).
+    if not -9.2e18 < ms < 9.2e18:
+        return None
+    return int(ms)
 
 
 def _as_str(value: Any) -> str | None:
@@ -549,7 +557,8 @@ def task_from_obj(obj: Any) -> Task:
 def _loads(body: bytes) -> Any:
     try:
         return _any_decoder.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # msgspec raises UnicodeDecodeError for invalid UTF-8 inside a string.
         raise DecodeError(f"body is not valid JSON: {exc}", body=snippet(body)) from exc
 
 
@@ -570,7 +579,7 @@ def decode_task(body: bytes) -> Task | None:
         return _task_decoder.decode(body)
     except msgspec.ValidationError:
         pass
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         if is_empty(body):
             return None
         raise DecodeError("task body is not valid JSON", body=snippet(body)) from None
@@ -589,7 +598,7 @@ def decode_task_list(body: bytes) -> list[Task]:
         return _task_list_decoder.decode(body)
     except msgspec.ValidationError:
         pass
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         if is_empty(body):
             return []
         raise DecodeError("task list body is not valid JSON", body=snippet(body)) from None

@@ -203,14 +203,15 @@ class MidjourneySession:
     async def close(self) -> None:
         """Stop the poller and the receiver and close the HTTP session."""
         self._open = False
+        # Callbacks first: a late confirm must not touch a closed tracker or journal.
+        if self._webhook is not None:
+            await self._webhook.stop()
+            self._webhook = None
         await self._tracker.close()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self.journal is not None:
             await self.journal.close()
-        if self._webhook is not None:
-            await self._webhook.stop()
-            self._webhook = None
         await self._transport.close()
 
     async def __aenter__(self) -> MidjourneySession:
@@ -264,7 +265,13 @@ class MidjourneySession:
         for task_id in result.task_ids:
             self._remember(task_id)
         if self.journal is not None:
-            await self._journal_record(op, body, result.task_ids)
+            try:
+                await self._journal_record(op, body, result.task_ids)
+            except BaseException:
+                # Cancelled mid-write: the task exists all the same, so it must still
+                # give its in-flight slot back when it ends.
+                self._track_slot(result.task_id, result.queue_position)
+                raise
         logger.info(
             "%s accepted as task %s (code %d%s)",
             op,
@@ -272,14 +279,20 @@ class MidjourneySession:
             result.code,
             f", {result.queue_position} ahead" if result.queue_position else "",
         )
-        state = self._tracker.state(result.task_id, result.queue_position)
+        state = self._track_slot(result.task_id, result.queue_position)
+        return TaskHandle(self, state, submit_code=result.code, task_ids=result.task_ids)
+
+    def _track_slot(self, task_id: str, queue_position: int | None) -> TaskState:
+        """The task's state; with ``max_in_flight``, watched until it ends to free its slot."""
+        state = self._tracker.state(task_id, queue_position)
+        slots = self._slots
         if slots is not None:
             if state.forced:
                 # A modal step continues a task that already holds a slot.
                 slots.release()
             else:
                 self._tracker.force(state, slots.release)
-        return TaskHandle(self, state, submit_code=result.code, task_ids=result.task_ids)
+        return state
 
     async def _journal_record(self, op: str, body: msgspec.Struct, ids: list[str]) -> None:
         assert self.journal is not None
@@ -317,7 +330,7 @@ class MidjourneySession:
             logger.exception("could not mark task %s finished in the journal", task_id)
 
     async def resume(self) -> list[TaskHandle]:
-        """Handles for every task the journal holds as unfinished (after a crash).
+        """Handles for every task of this provider the journal holds as unfinished.
 
         Example::
 
@@ -330,6 +343,9 @@ class MidjourneySession:
         entries = await self.journal.unfinished()
         handles = []
         for entry in entries:
+            if entry.provider not in (None, self.provider.name):
+                # Another provider's task: asking this server would only lose it.
+                continue
             self._remember(entry.task_id)
             handles.append(self.handle(entry.task_id))
         return handles
@@ -775,7 +791,8 @@ class MidjourneySession:
         ``directory``.
         """
         if isinstance(task, TaskHandle):
-            snapshot = task.task if task.task is not None else await task.wait()
+            # Only a finished task has its final images: wait for it first.
+            snapshot = await task.wait()
         else:
             snapshot = task
         target = Path(directory)
@@ -808,7 +825,7 @@ class MidjourneySession:
 
             tiles = await mj.split_grid(await handle, "out/")
         """
-        snapshot = task if isinstance(task, Task) else (task.task or await task.wait())
+        snapshot = task if isinstance(task, Task) else await task.wait()
         if not snapshot.image_url:
             raise InvalidRequestError(f"task {snapshot.id} has no image to split", code=None)
         url = snapshot.image_url
@@ -833,7 +850,9 @@ class MidjourneySession:
     async def _download_one(
         self, url: str, directory: Path, name: str, max_bytes: int, timeout: float
     ) -> Path:
-        absolute = url if "://" in url else self.base_url + "/" + url.lstrip("/")
+        # A URL with a scheme is taken as is (so data:, file:/x, ... are refused);
+        # only a scheme-less path is resolved against the base URL.
+        absolute = url if urlsplit(url).scheme else self.base_url + "/" + url.lstrip("/")
         scheme = urlsplit(absolute).scheme.lower()
         if scheme not in ("http", "https"):
             raise InvalidRequestError(
