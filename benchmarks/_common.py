@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import signal
 import statistics
+import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -56,3 +59,63 @@ def report(rows: list[Row], as_json: bool) -> None:
             f"{r.bench:<12} {r.name:<{width}}  {r.value:>12.3f} {r.unit:<14} {target:<22} "
             f"{verdict}"
         )
+
+
+class EmulatorProcess:
+    """The emulator in its own process, so the client's CPU is measured apart from the server's.
+
+    ``with EmulatorProcess(speed="10") as emu:`` gives ``emu.base_url`` and ``emu.api_key``;
+    ``emu.stats()`` reads ``GET /_emulator/stats`` (request counters, server side).
+    Concurrency and queue are unlimited unless told otherwise.
+    """
+
+    def __init__(self, *, speed: str = "10", notify_hook: str = "default", **flags: str) -> None:
+        self.args = [
+            sys.executable, "-m", "midjourney_async.testing", "--port", "0",
+            "--speed", speed, "--concurrency", "none", "--queue-size", "none",
+            "--notify-hook", notify_hook,
+        ]
+        for name, value in flags.items():
+            self.args += [f"--{name.replace('_', '-')}", value]
+        self.proc: subprocess.Popen[str] | None = None
+        self.base_url = ""
+        self.api_key = ""
+
+    def __enter__(self) -> EmulatorProcess:
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().split()
+        if len(line) != 2:
+            self.__exit__()
+            raise RuntimeError(f"the emulator did not start ({self.args})")
+        self.base_url, self.api_key = line
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.base_url + "/_emulator/stats", timeout=30) as resp:
+            result: dict[str, Any] = json.loads(resp.read())
+        return result
+
+    def requests(self) -> dict[str, int]:
+        """Requests served so far, per route name."""
+        return dict(self.stats()["requests"])
+
+
+def delta(after: dict[str, int], before: dict[str, int], route: str) -> int:
+    """How many more ``route`` requests ``after`` counts than ``before``."""
+    return after.get(route, 0) - before.get(route, 0)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]

@@ -768,9 +768,13 @@ class MidjourneySession:
         try:
             return list(await asyncio.gather(*tasks))
         finally:
-            for t in tasks:
+            # Only waits still running need stopping (a second gather over
+            # thousands of finished ones is pure overhead).
+            unfinished = [t for t in tasks if not t.done()]
+            for t in unfinished:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if unfinished:
+                await asyncio.gather(*unfinished, return_exceptions=True)
 
     # -- downloads ----------------------------------------------------------
 
