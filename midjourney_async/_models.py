@@ -221,21 +221,22 @@ class Task(msgspec.Struct, frozen=True, rename="camel", gc=False):
         elif known is TaskStatus.SUCCESS:
             force_setattr(self, "progress_percent", 100)
         # Epoch seconds (below 1e11) decoded straight from the wire become ms, as in
-        # to_epoch_ms on the tolerant path. Spelled out: this runs per decoded task.
+        # to_epoch_ms on the tolerant path. Servers send all three times in one unit,
+        # so the submit time alone decides whether the rare fix-up runs.
         t = self.submit_time
-        if t is not None and 0 < t < 100_000_000_000:
-            force_setattr(self, "submit_time", t * 1000)
-        t = self.start_time
-        if t is not None and 0 < t < 100_000_000_000:
-            force_setattr(self, "start_time", t * 1000)
-        t = self.finish_time
-        if t is not None and 0 < t < 100_000_000_000:
-            force_setattr(self, "finish_time", t * 1000)
+        if t is not None and t < 100_000_000_000:
+            self._seconds_to_ms()
         # Servers send "" where they mean "nothing"; users should test for None only.
         if self.image_url == "":
             force_setattr(self, "image_url", None)
         if self.fail_reason == "":
             force_setattr(self, "fail_reason", None)
+
+    def _seconds_to_ms(self) -> None:
+        for name in ("submit_time", "start_time", "finish_time"):
+            t = getattr(self, name)
+            if t is not None and 0 < t < 100_000_000_000:
+                force_setattr(self, name, t * 1000)
 
     @property
     def image_urls(self) -> list[str]:
