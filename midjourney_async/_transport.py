@@ -49,6 +49,8 @@ __all__ = ["HttpRequest", "HttpResponse", "RetryPolicy", "Transport", "status_er
 
 logger = logging.getLogger("midjourney_async")
 
+_JSON = "application/json"
+
 T = TypeVar("T")
 Kind = Literal["read", "submit"]
 
@@ -209,19 +211,20 @@ class Transport:
         max_connections: int = 100,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._headers = {
+        self._plain_headers = {
             "Accept": "application/json",
             "User-Agent": f"midjourney-async/{__version__}",
         }
-        # Credentials go on requests to the base URL only, never to image hosts.
-        self._auth = dict(headers)
-        self._json_headers = {**self._auth, "Content-Type": "application/json"}
+        # The provider's session carries the credentials as default headers (no
+        # per-request merge on the hot path); image hosts get a session without them.
+        self._headers = {**self._plain_headers, **headers}
         self._key = api_key or ""
         self.timeout = timeout
         self.retry = retry
         self._ssl: _ssl.SSLContext | bool = True if ssl is None else ssl
         self._max_connections = max_connections
         self._client: aiohttp.ClientSession | None = None
+        self._anonymous: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
         return f"Transport({self.base_url!r})"
@@ -245,9 +248,26 @@ class Transport:
             )
 
     async def close(self) -> None:
+        anonymous, self._anonymous = self._anonymous, None
+        if anonymous is not None:
+            await anonymous.close()
         client, self._client = self._client, None
         if client is not None:
             await client.close()
+
+    def _client_for(self, url: str) -> aiohttp.ClientSession:
+        """The provider's session for its own URLs; a credential-free one elsewhere."""
+        client = self.client
+        if url.startswith(self.base_url + "/"):
+            return client
+        if self._anonymous is None:
+            self._anonymous = aiohttp.ClientSession(
+                connector=client.connector,
+                connector_owner=False,
+                headers=self._plain_headers,
+                timeout=client.timeout,
+            )
+        return self._anonymous
 
     @property
     def client(self) -> aiohttp.ClientSession:
@@ -329,10 +349,9 @@ class Transport:
     async def send(self, req: HttpRequest, attempt: int = 1) -> HttpResponse:
         """Send one request, no retries; aiohttp failures become TransportErrors."""
         url = self.base_url + req.path
-        kwargs: dict[str, Any] = {"headers": self._auth}
+        kwargs: dict[str, Any] = {}
         if req.json is not None:
-            kwargs["data"] = req.json
-            kwargs["headers"] = self._json_headers
+            kwargs["data"] = aiohttp.payload.BytesPayload(req.json, content_type=_JSON)
         elif req.form is not None:
             kwargs["data"] = dict(req.form)
         started = time.perf_counter()
@@ -386,12 +405,9 @@ class Transport:
         Only the server of the base URL gets the auth headers.
         """
         absolute = url if "://" in url else self.base_url + url
-        headers = self._auth if absolute.startswith(self.base_url + "/") else None
         client_timeout = aiohttp.ClientTimeout(total=timeout) if timeout else None
         try:
-            async with self.client.get(
-                absolute, headers=headers, timeout=client_timeout
-            ) as resp:
+            async with self._client_for(absolute).get(absolute, timeout=client_timeout) as resp:
                 if resp.status >= 400:
                     body = await resp.content.read(300)
                     raise status_error(
