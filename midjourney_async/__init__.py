@@ -11,6 +11,8 @@ Example::
         await mj.download(upscaled, "out/")
 """
 
+import logging
+
 from ._errors import (
     AuthenticationError,
     BannedPromptError,
@@ -28,6 +30,7 @@ from ._errors import (
     RateLimitError,
     RequestTimeout,
     ServerError,
+    SessionClosed,
     SubmitNotFound,
     SubmitRejected,
     TaskFailed,
@@ -45,6 +48,9 @@ from ._tracker import TrackerStats
 from ._transport import RetryPolicy
 from ._version import __version__
 from ._webhook import WebhookConfig, WebhookStats, parse_notification
+
+# A library stays quiet until its user configures logging.
+logging.getLogger("midjourney_async").addHandler(logging.NullHandler())
 
 __all__ = [
     "PROVIDERS",
@@ -71,6 +77,7 @@ __all__ = [
     "RetryPolicy",
     "SQLiteJournal",
     "ServerError",
+    "SessionClosed",
     "SubmitNotFound",
     "SubmitRejected",
     "SubmitResult",

@@ -24,6 +24,7 @@ Every error the library raises derives from :class:`MidjourneyError`::
     ├── TaskFailed                                 the task ended in FAILURE (.task)
     ├── ModalRequired                              the task waits in MODAL (.handle)
     ├── TaskTimeout (also TimeoutError)            a wait passed its deadline (.task)
+    ├── SessionClosed                              the session closed while a wait ran
     └── ButtonNotFound (also LookupError)          the task has no such button (.available)
 
 No message or repr of these errors contains the API key: the transport redacts
@@ -55,6 +56,7 @@ __all__ = [
     "RateLimitError",
     "RequestTimeout",
     "ServerError",
+    "SessionClosed",
     "SubmitNotFound",
     "SubmitRejected",
     "TaskFailed",
@@ -289,6 +291,20 @@ class TaskTimeout(MidjourneyError, TimeoutError):
         self.task_id = task_id
         self.timeout = timeout
         self.task = task
+
+
+class SessionClosed(MidjourneyError):
+    """The session was closed while a wait was running (or a wait began after it).
+
+    The task goes on on the server: wait on it again from an open session.
+    """
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(
+            f"the session was closed while waiting for task {task_id}; the task goes on on "
+            "the server: wait on it again from an open session"
+        )
+        self.task_id = task_id
 
 
 class ButtonNotFound(MidjourneyError, LookupError):

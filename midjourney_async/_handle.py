@@ -15,6 +15,7 @@ from ._errors import (
     ButtonNotFound,
     InvalidRequestError,
     ModalRequired,
+    SessionClosed,
     TaskFailed,
     TaskTimeout,
 )
@@ -73,7 +74,7 @@ class TaskHandle:
     nobody waits on costs no requests.
     """
 
-    __slots__ = ("_session", "_state", "submit_code", "task_ids")
+    __slots__ = ("_expired", "_modal_answer", "_session", "_state", "submit_code", "task_ids")
 
     def __init__(
         self,
@@ -88,6 +89,12 @@ class TaskHandle:
         self.submit_code = submit_code
         #: Every id the submit returned (trueai may return several for one press).
         self.task_ids = task_ids or [state.id]
+        # The prompt and mask to answer a modal window with, should one open later
+        # (new-api reports a remix modal only through the task's status).
+        self._modal_answer: tuple[str | None, str | None] | None = None
+        # Set by as_completed when this handle's deadline passed there: the next
+        # wait() without a timeout reports that at once.
+        self._expired: float | None = None
 
     def __repr__(self) -> str:
         task = self._state.task
@@ -126,25 +133,43 @@ class TaskHandle:
         The task goes on on the server after a timeout; wait again any time.
         """
         limit = self._session.wait_timeout if timeout is None else timeout
+        reported = limit
+        if timeout is None and self._expired is not None:
+            limit, reported = 0.0, self._expired
+        self._expired = None
         state = self._state
         tracker = self._session._tracker
         tracker.watch(state)
         try:
             async with _deadline(limit):
                 while True:
-                    if state.task is not None:
-                        done = _check(state.task, self)
+                    task = state.task
+                    if task is not None:
+                        if task.status == TaskStatus.MODAL and self._modal_answer is not None:
+                            follow = await self._answer_modal()
+                            if follow.id != self.id:
+                                return await follow.wait(limit)
+                            continue
+                        done = _check(task, self)
                         if done is not None:
                             return done
                     if state.error is not None:
                         raise state.error
+                    if tracker.closed:
+                        raise SessionClosed(self.id)
                     await state.settled()
         except TimeoutError as exc:
             if isinstance(exc, TaskTimeout):
                 raise
-            raise TaskTimeout(self.id, limit, state.task) from None
+            raise TaskTimeout(self.id, reported, state.task) from None
         finally:
             tracker.unwatch(state)
+
+    async def _answer_modal(self) -> TaskHandle:
+        assert self._modal_answer is not None
+        prompt, mask = self._modal_answer
+        self._modal_answer = None
+        return await self._session.modal(self.id, prompt=prompt, mask_base64=mask)
 
     async def updates(self) -> AsyncIterator[Task]:
         """Yield a snapshot at each change of status or progress, ending at a terminal one.
@@ -172,6 +197,8 @@ class TaskHandle:
                     continue
                 if state.error is not None:
                     raise state.error
+                if tracker.closed:
+                    raise SessionClosed(self.id)
                 await state.changed()
         finally:
             tracker.unwatch(state)
@@ -243,6 +270,9 @@ class TaskHandle:
             child.task is not None and child.task.status == TaskStatus.MODAL
         ):
             return await session.modal(child.id, prompt=prompt, mask_base64=mask_base64)
+        # A relay that rewrites code 21 to 1 shows the modal only in the status:
+        # the child answers it when its wait() sees MODAL.
+        child._modal_answer = (prompt, mask_base64)
         return child
 
     async def upscale(self, index: int | str) -> TaskHandle:

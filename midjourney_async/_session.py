@@ -25,6 +25,7 @@ from ._errors import (
     InvalidRequestError,
     MidjourneyError,
     TaskNotFound,
+    TaskTimeout,
 )
 from ._grid import write_tiles
 from ._handle import TaskHandle
@@ -128,7 +129,11 @@ class MidjourneySession:
             )
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigurationError(f"base_url must be an http(s) URL, not {url!r}")
+            # The value is not echoed: with the arguments swapped it is the key.
+            raise ConfigurationError(
+                "base_url must be an http(s) URL such as 'https://api.example.com' "
+                "(are base_url and api_key swapped?)"
+            )
         if timeout <= 0 or wait_timeout <= 0 or poll_interval < 0:
             raise ConfigurationError("timeout and wait_timeout must be positive")
         if max_in_flight is not None and max_in_flight < 1:
@@ -195,8 +200,14 @@ class MidjourneySession:
         if not self._open:
             await self._transport.open()
             if self._webhook_config is not None:
-                self._webhook = WebhookReceiver(self._webhook_config, self)
-                await self._webhook.start()
+                receiver = WebhookReceiver(self._webhook_config, self)
+                try:
+                    await receiver.start()
+                except BaseException:
+                    await self._transport.close()
+                    raise
+                self._webhook = receiver
+            self._tracker.restart()
             self._open = True
         return self
 
@@ -250,15 +261,27 @@ class MidjourneySession:
         return await self._transport.call(req, partial(self.dialect.parse_submit, op))
 
     async def _submit(
-        self, op: str, body: msgspec.Struct, extra: dict[str, Any] | None = None
+        self,
+        op: str,
+        body: msgspec.Struct,
+        extra: dict[str, Any] | None = None,
+        *,
+        continues: str | None = None,
     ) -> TaskHandle:
+        """Submit, journal and track one task. ``continues`` names the MODAL task a
+        modal step answers: if it still holds an in-flight slot, the step reuses it."""
         slots = self._slots
-        if slots is not None:
+        parent = self._tracker.states.get(continues) if continues else None
+        if parent is not None and not parent.forced:
+            parent = None
+        acquired = False
+        if slots is not None and parent is None:
             await slots.acquire()
+            acquired = True
         try:
             result = await self._call_submit(op, body, extra)
         except BaseException:
-            if slots is not None:
+            if acquired and slots is not None:
                 slots.release()
             raise
         assert result.task_id is not None
@@ -270,7 +293,7 @@ class MidjourneySession:
             except BaseException:
                 # Cancelled mid-write: the task exists all the same, so it must still
                 # give its in-flight slot back when it ends.
-                self._track_slot(result.task_id, result.queue_position)
+                self._track_slot(result.task_id, result.queue_position, acquired, parent)
                 raise
         logger.info(
             "%s accepted as task %s (code %d%s)",
@@ -279,19 +302,34 @@ class MidjourneySession:
             result.code,
             f", {result.queue_position} ahead" if result.queue_position else "",
         )
-        state = self._track_slot(result.task_id, result.queue_position)
+        state = self._track_slot(result.task_id, result.queue_position, acquired, parent)
+        if continues is not None and result.task_id == continues:
+            self._tracker.reopen(continues)
         return TaskHandle(self, state, submit_code=result.code, task_ids=result.task_ids)
 
-    def _track_slot(self, task_id: str, queue_position: int | None) -> TaskState:
-        """The task's state; with ``max_in_flight``, watched until it ends to free its slot."""
+    def _track_slot(
+        self,
+        task_id: str,
+        queue_position: int | None,
+        acquired: bool = False,
+        parent: TaskState | None = None,
+    ) -> TaskState:
+        """The task's state; with ``max_in_flight``, watched until it ends to free its slot.
+
+        ``acquired`` says this submit took a slot; ``parent`` is a MODAL task whose
+        slot the submit reused.
+        """
         state = self._tracker.state(task_id, queue_position)
         slots = self._slots
-        if slots is not None:
+        if slots is None:
+            return state
+        if acquired:
             if state.forced:
-                # A modal step continues a task that already holds a slot.
-                slots.release()
+                slots.release()  # the same task holds one already
             else:
                 self._tracker.force(state, slots.release)
+        elif parent is not None and parent is not state and parent.forced:
+            self._tracker.transfer(parent, state)
         return state
 
     async def _journal_record(self, op: str, body: msgspec.Struct, ids: list[str]) -> None:
@@ -440,8 +478,7 @@ class MidjourneySession:
             prompt=prompt,
             mask_base64=as_data_url(mask_base64) if mask_base64 else None,
         )
-        self._tracker.reopen(task_id)
-        return await self._submit("modal", body, extra)
+        return await self._submit("modal", body, extra, continues=task_id)
 
     async def blend(
         self,
@@ -710,6 +747,8 @@ class MidjourneySession:
         async def watch(h: TaskHandle) -> None:
             try:
                 await h.wait(timeout)
+            except TaskTimeout as exc:
+                h._expired = exc.timeout
             except MidjourneyError:
                 pass
             finally:
@@ -741,6 +780,15 @@ class MidjourneySession:
         timeout: float | None = None,
         return_exceptions: Literal[True],
     ) -> list[Task | MidjourneyError]: ...
+
+    @overload
+    async def wait_all(
+        self,
+        handles: Iterable[TaskHandle],
+        *,
+        timeout: float | None = None,
+        return_exceptions: bool,
+    ) -> list[Task] | list[Task | MidjourneyError]: ...
 
     async def wait_all(
         self,

@@ -17,10 +17,18 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from ._errors import MidjourneyError, RateLimitError, TaskNotFound, UnsupportedOperation
+from ._errors import (
+    AuthenticationError,
+    MidjourneyError,
+    NotFoundError,
+    RateLimitError,
+    TaskNotFound,
+    UnsupportedOperation,
+)
 from ._models import STATUS_RANK, TERMINAL, Task, TaskStatus
 
 __all__ = ["TaskState", "Tracker", "TrackerStats", "is_newer"]
@@ -51,12 +59,14 @@ class TaskState:
     """What the session knows of one task id; shared by every handle on that id."""
 
     __slots__ = (
+        "__weakref__",
         "_event",
         "_settled",
         "due",
         "error",
         "forced",
         "id",
+        "left_modal",
         "misses",
         "not_found",
         "not_found_at",
@@ -79,6 +89,8 @@ class TaskState:
         self.not_found_at = 0.0
         self.queue_position = queue_position
         self.on_terminal: Callable[[], None] | None = None
+        # Set once a modal step was accepted: a late MODAL snapshot is stale then.
+        self.left_modal = False
         self._event: asyncio.Event | None = None
         self._settled: asyncio.Event | None = None
 
@@ -101,6 +113,13 @@ class TaskState:
         if self._settled is None:
             self._settled = asyncio.Event()
         await self._settled.wait()
+
+    def wake(self) -> None:
+        """Wake every waiter whatever changed (the session is closing)."""
+        for event in (self._event, self._settled):
+            if event is not None:
+                event.set()
+        self._event = self._settled = None
 
     def notify(self) -> None:
         event, self._event = self._event, None
@@ -157,7 +176,11 @@ class Tracker:
         self.not_found_grace = not_found_grace
         self.max_interval = max_interval
         self._limit = asyncio.Semaphore(max(1, concurrency))
-        self.states: dict[str, TaskState] = {}
+        # Weak: a state lives as long as a handle or the poller needs it, so
+        # fire-and-forget handles and abandoned waits cost nothing for ever.
+        self.states: weakref.WeakValueDictionary[str, TaskState] = (
+            weakref.WeakValueDictionary()
+        )
         self._watched: dict[str, TaskState] = {}
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -190,7 +213,6 @@ class Tracker:
         st.waiters = max(0, st.waiters - 1)
         if st.waiters == 0 and not st.forced:
             self._watched.pop(st.id, None)
-            self._forget_if_idle(st)
 
     def force(self, st: TaskState, on_terminal: Callable[[], None]) -> None:
         """Watch ``st`` until it ends even with no waiter, then call ``on_terminal``."""
@@ -206,18 +228,39 @@ class Tracker:
             self._ensure_running()
             self._wakeup.set()
 
-    def _forget_if_idle(self, st: TaskState) -> None:
-        if st.waiters == 0 and not st.forced and st.done:
-            self.states.pop(st.id, None)
+    def release(self, st: TaskState) -> None:
+        """Stop watching ``st`` for its slot: give the slot back now."""
+        callback, st.on_terminal = st.on_terminal, None
+        st.forced = False
+        if st.waiters == 0:
+            self._watched.pop(st.id, None)
+        if callback is not None:
+            callback()
+
+    def transfer(self, old: TaskState, new: TaskState) -> None:
+        """Move the slot ``old`` holds to ``new`` (a modal step that made a new task)."""
+        callback, old.on_terminal = old.on_terminal, None
+        old.forced = False
+        if old.waiters == 0:
+            self._watched.pop(old.id, None)
+        if callback is not None:
+            self.force(new, callback)
 
     def reopen(self, task_id: str) -> None:
-        """Let a task leave MODAL: the next snapshot may rank below the MODAL one."""
+        """Let a task leave MODAL once its modal step was accepted.
+
+        The next snapshots may rank below the MODAL one (SUBMITTED), and any
+        MODAL snapshot still on its way is stale from now on.
+        """
         st = self.states.get(task_id)
-        if st is not None and st.task is not None and st.task.status == TaskStatus.MODAL:
+        if st is None:
+            return
+        st.left_modal = True
+        if st.task is not None and st.task.status == TaskStatus.MODAL:
             st.task = None
-            st.due = time.monotonic()
-            if st.waiters or st.forced:
-                self._enlist(st)
+        st.due = time.monotonic()
+        if st.waiters or st.forced:
+            self._enlist(st)
 
     @property
     def pending(self) -> int:
@@ -236,7 +279,8 @@ class Tracker:
     def _apply(self, st: TaskState, task: Task) -> bool:
         st.misses = 0
         st.not_found = 0
-        if not is_newer(st.task, task):
+        modal = task.status == TaskStatus.MODAL
+        if not is_newer(st.task, task) or (modal and st.left_modal):
             self.stats.snapshots_dropped += 1
             return False
         previous = st.task
@@ -248,6 +292,10 @@ class Tracker:
             )
         if task.status in TERMINAL:
             self._finish(st)
+        elif modal and st.forced:
+            # A task waiting for a modal step may wait for ever (trueai never
+            # expires one): it must not hold an in-flight slot meanwhile.
+            self.release(st)
         st.notify()
         return True
 
@@ -265,7 +313,6 @@ class Tracker:
         st.forced = False
         if callback is not None:
             callback()
-        self._forget_if_idle(st)
 
     # -- the loop -----------------------------------------------------------
 
@@ -280,13 +327,27 @@ class Tracker:
         """Whether the background loop is alive."""
         return self._loop_task is not None and not self._loop_task.done()
 
+    @property
+    def closed(self) -> bool:
+        """True between ``close()`` and the next ``restart()``."""
+        return self._closed
+
     async def close(self) -> None:
+        """Stop the loop and wake every waiter, which then raises SessionClosed."""
         self._closed = True
         task, self._loop_task = self._loop_task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for st in list(self.states.values()):
+            st.wake()
+
+    def restart(self) -> None:
+        """Accept waiters again after ``close()`` (the session was reopened)."""
+        self._closed = False
+        if self._watched:
+            self._ensure_running()
 
     def _next_interval(self, st: TaskState) -> float:
         base = self.interval * self._penalty
@@ -350,9 +411,16 @@ class Tracker:
                 self.stats.list_requests += 1
                 assert self._list is not None
                 tasks = await self._list(ids)
-            except UnsupportedOperation:
+            except (UnsupportedOperation, NotFoundError) as exc:
+                # A relay that does not serve list-by-condition (404): fetch one by one.
+                if self._list is not None:
+                    logger.warning("list-by-condition unavailable (%s); fetching one by one", exc)
                 self._list = None
                 return chunk
+            except AuthenticationError as exc:
+                for each in chunk:
+                    self.fail(each, exc)
+                return []
             except MidjourneyError as exc:
                 self._on_error(exc)
                 return []
@@ -382,6 +450,10 @@ class Tracker:
                 task = await self._fetch(st.id)
             except TaskNotFound as exc:
                 self._not_found(st, exc)
+                return
+            except AuthenticationError as exc:
+                # A rejected key will not heal by itself: end the wait with it.
+                self.fail(st, exc)
                 return
             except MidjourneyError as exc:
                 self._on_error(exc)

@@ -16,6 +16,7 @@ The retry rule is what keeps a user from paying twice:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import ssl as _ssl
@@ -27,6 +28,7 @@ from typing import Any, Literal, TypeVar
 
 import aiohttp
 import backoff
+import yarl
 
 from ._errors import (
     AuthenticationError,
@@ -50,6 +52,8 @@ __all__ = ["HttpRequest", "HttpResponse", "RetryPolicy", "Transport", "status_er
 logger = logging.getLogger("midjourney_async")
 
 _JSON = "application/json"
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS = 5
 
 T = TypeVar("T")
 Kind = Literal["read", "submit"]
@@ -356,7 +360,11 @@ class Transport:
             kwargs["data"] = dict(req.form)
         started = time.perf_counter()
         try:
-            async with self.client.request(req.method, url, **kwargs) as resp:
+            # No redirects with credentials on: aiohttp would forward a custom auth
+            # header (mj-api-secret) to whatever host a redirect names.
+            async with self.client.request(
+                req.method, url, allow_redirects=False, **kwargs
+            ) as resp:
                 body = await resp.read()
                 status = resp.status
                 headers = resp.headers
@@ -386,6 +394,13 @@ class Transport:
                 path=req.path,
                 maybe_received=True,
             ) from exc
+        if status in _REDIRECTS:
+            location = self.redact(headers.get("Location", ""))
+            raise HTTPStatusError(
+                f"{req.method} {req.path}: the server redirects to {location or 'elsewhere'}; "
+                "point base_url at the final address (credentials never follow a redirect)",
+                status=status,
+            )
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s -> %d in %.1f ms (attempt %d)",
@@ -405,9 +420,37 @@ class Transport:
         Only the server of the base URL gets the auth headers.
         """
         absolute = url if "://" in url else self.base_url + url
-        client_timeout = aiohttp.ClientTimeout(total=timeout) if timeout else None
+        # Left out when no timeout is given: aiohttp reads None as "no timeout at
+        # all", which would drop the session's own.
+        extra: dict[str, Any] = {"timeout": aiohttp.ClientTimeout(total=timeout)} if timeout else {}
         try:
-            async with self._client_for(absolute).get(absolute, timeout=client_timeout) as resp:
+            async with contextlib.AsyncExitStack() as stack:
+                # Redirects are followed here, not by aiohttp, so that each hop gets
+                # the credentials only if it is the provider's own URL.
+                for _ in range(_MAX_REDIRECTS + 1):
+                    resp = await stack.enter_async_context(
+                        self._client_for(absolute).get(absolute, allow_redirects=False, **extra)
+                    )
+                    location = resp.headers.get("Location")
+                    if resp.status not in _REDIRECTS or not location:
+                        break
+                    absolute = str(resp.url.join(yarl.URL(location)))
+                    resp.release()
+                    if yarl.URL(absolute).scheme not in ("http", "https"):
+                        raise TransportError(
+                            f"download redirected to a non-http(s) URL {self.redact(absolute)!r}",
+                            method="GET",
+                            path=absolute,
+                            maybe_received=True,
+                        )
+                else:
+                    raise TransportError(
+                        f"download of {self.redact(url)} was redirected more than "
+                        f"{_MAX_REDIRECTS} times",
+                        method="GET",
+                        path=url,
+                        maybe_received=True,
+                    )
                 if resp.status >= 400:
                     body = await resp.content.read(300)
                     raise status_error(

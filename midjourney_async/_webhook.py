@@ -150,8 +150,10 @@ class WebhookReceiver:
         if request.content_length is not None and request.content_length > limit:
             self.stats.rejected_size += 1
             return web.Response(status=413)
-        body = await request.content.read(limit + 1)
-        if len(body) > limit:
+        try:
+            # read() gathers every segment; the app's client_max_size caps it.
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
             self.stats.rejected_size += 1
             return web.Response(status=413)
         try:

@@ -9,8 +9,11 @@ the client sent and how often. Nothing here talks to anything but 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import struct
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,3 +217,16 @@ def submit_ok(task_id: str = "1730621826053455", code: int = 1, **properties: An
     return Reply.json(
         {"code": code, "description": "Submit success", "result": task_id, "properties": properties}
     )
+
+
+def mask_png(size: int = 8) -> str:
+    """A PNG data URL mask, all white (repaint everything)."""
+    rows = b"".join(b"\x00" + b"\xff" * size for _ in range(size))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 0, 0, 0, 0))
+    png += chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return "data:image/png;base64," + base64.b64encode(png).decode()

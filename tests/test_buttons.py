@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import struct
-import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+from mj_support import mask_png
 
 from midjourney_async import (
     ButtonNotFound,
@@ -21,18 +19,6 @@ from midjourney_async import (
     TaskStatus,
 )
 from midjourney_async.testing import Emulator
-
-
-def mask_png(size: int = 8) -> str:
-    rows = b"".join(b"\x00" + b"\xff" * size for _ in range(size))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 0, 0, 0, 0))
-    png += chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
-    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 @asynccontextmanager

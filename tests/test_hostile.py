@@ -33,6 +33,7 @@ from midjourney_async import (
     MidjourneySession,
     RetryPolicy,
     Task,
+    TaskHandle,
     TaskStatus,
     TransportError,
     WebhookConfig,
@@ -250,12 +251,13 @@ async def post(url: str, body: bytes, *, chunked: bool = False) -> int:
             return r.status
 
 
-async def held_task(emu: Emulator, mj: MidjourneySession, prompt: str) -> Task:
+async def held_task(emu: Emulator, mj: MidjourneySession, prompt: str) -> TaskHandle:
+    """A task hung IN_PROGRESS, with the handle that keeps its state alive."""
     handle = await mj.imagine(prompt)
     await emu.wait_for(handle.id, "IN_PROGRESS")
     task = await handle.refresh()
     assert task.status is TaskStatus.IN_PROGRESS
-    return task
+    return handle
 
 
 def forged(task_id: str, **extra: Any) -> bytes:
@@ -272,7 +274,9 @@ async def test_webhook_guards_reject_without_changing_state() -> None:
         emu.base_url, emu.api_key, retry=RetryPolicy.without_waits(), webhook=config
     ) as mj:
         emu.rules.never_finish("hold")
-        before = await held_task(emu, mj, "hold on")
+        held = await held_task(emu, mj, "hold on")
+        before = held.task
+        assert before is not None
         url = mj.webhook_url
         assert url is not None
         base, token = url.rsplit("/", 1)

@@ -73,9 +73,9 @@ def rejection(
     props = properties or {}
     shown = f"code {code}" if code is not None else "no code"
     text = f"{op} was not accepted by the server ({shown}): {description or 'no description'}"
-    if code == 23 or (code == 9 and is_queue_full_text(description)) or (
-        code is None and is_queue_full_text(description)
-    ):
+    # Code 23 (novicezk) or the queue-full wording under any code: trueai reuses 9,
+    # OhMyGPT answers statusCode 400.
+    if code == 23 or is_queue_full_text(description):
         return QueueFullError(
             text + "; nothing was created, submit again later",
             code=code,

@@ -159,7 +159,7 @@ class OhMyGPTDialect(Dialect):
         data = obj.get("data")
         if as_int(obj.get("statusCode")) != 200 or not isinstance(data, dict):
             message = resp.redact(str(obj.get("message") or ""))
-            if data is None or any(word in message.lower() for word in _NOT_FOUND_WORDS):
+            if any(word in message.lower() for word in _NOT_FOUND_WORDS):
                 raise TaskNotFound(task_id)
             raise rejection(f"query {task_id}", as_int(obj.get("statusCode")), message)
         return task_from_ohmygpt(data)

@@ -42,7 +42,9 @@ _SUBMIT_PATHS: Final = {
     "swap-face": "/insight-face/swap",
 }
 
-_NOT_FOUND_WORDS: Final = ("task_no_found", "task_not_found", "not found", "不存在")
+# How the servers themselves say "no such task". A bare "Not Found" is a web
+# framework's answer to a wrong path (base URL or mode prefix), not a task answer.
+_NOT_FOUND_WORDS: Final = ("task_no_found", "task_not_found", "不存在")
 
 
 def _quote(task_id: str) -> str:
@@ -195,7 +197,7 @@ class ProxyDialect(Dialect):
             except DecodeError:
                 obj = None
         code = as_int(obj.get("code")) if isinstance(obj, dict) else None
-        if resp.status == 404 or code == 3:
+        if code == 3:
             raise TaskNotFound(task_id)
         if resp.status != 200 and code is None:
             raise status_error(resp, f"image-seed {task_id}")

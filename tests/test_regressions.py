@@ -1,0 +1,262 @@
+"""Bugs found in review, each shown by the test that failed before its fix."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from aiohttp import web
+from mj_support import KEY, RecordingServer, Reply, mask_png
+
+from midjourney_async import (
+    AuthenticationError,
+    ConfigurationError,
+    MidjourneySession,
+    ModalRequired,
+    NotFoundError,
+    QueueFullError,
+    RetryPolicy,
+    SessionClosed,
+    Task,
+    TaskStatus,
+    TaskTimeout,
+    WebhookConfig,
+)
+from midjourney_async.testing import Emulator, FaultRule
+
+FAST = {"poll_interval": 0.01, "retry": RetryPolicy.without_waits()}
+
+
+async def test_modal_press_under_max_in_flight_does_not_deadlock() -> None:
+    async with Emulator("trueai", concurrency=None, queue_size=None) as emu, MidjourneySession(
+        emu.base_url, emu.api_key, provider="trueai", max_in_flight=1, **FAST
+    ) as mj:
+        up = await (await mj.imagine("a garden")).upscale(1)
+        await up
+        region = await asyncio.wait_for(up.vary_region(mask_png(), prompt="a fountain"), 10)
+        task = await region.wait(timeout=10)
+        assert task.status is TaskStatus.SUCCESS
+        # The slot came back: another submit goes through.
+        assert (await asyncio.wait_for(mj.imagine("next"), 10)).id
+
+
+async def test_an_abandoned_modal_task_gives_its_slot_back() -> None:
+    async with Emulator("trueai", concurrency=None, queue_size=None) as emu, MidjourneySession(
+        emu.base_url, emu.api_key, provider="trueai", max_in_flight=1, **FAST
+    ) as mj:
+        up = await (await mj.imagine("a forest")).upscale(1)
+        await up
+        child = await up.press("Custom Zoom")
+        with pytest.raises(ModalRequired):
+            await child.wait(timeout=10)
+        nxt = await asyncio.wait_for(mj.imagine("not blocked"), 10)
+        await nxt.wait(timeout=10)
+        polled = emu.stats.list_ids
+        await (await mj.imagine("one more")).wait(timeout=10)
+        # The MODAL task nobody waits on is no longer polled.
+        assert child.id not in mj._tracker._watched
+        assert emu.stats.list_ids - polled <= mj.tracker_stats.list_requests
+
+
+async def test_a_poll_during_the_modal_step_does_not_bring_modal_back() -> None:
+    async with Emulator("trueai", concurrency=None, queue_size=None) as emu, MidjourneySession(
+        emu.base_url, emu.api_key, provider="trueai", max_in_flight=5, **FAST
+    ) as mj:
+        up = await (await mj.imagine("a desert")).upscale(1)
+        await up
+        child = await up.press("Custom Zoom")
+        emu.faults.add(FaultRule("submit/modal", "latency", latency=0.3))
+        done = await mj.modal(child.id, prompt="a desert --zoom 1.5")
+        task = await done.wait(timeout=10)
+        assert task.status is TaskStatus.SUCCESS
+
+
+async def test_list_endpoint_missing_falls_back_to_fetch(server: RecordingServer) -> None:
+    done = {"id": "7", "status": "SUCCESS", "progress": "100%"}
+    server.add("POST", "/mj/submit/imagine", Reply.json({"code": 1, "result": "7"}))
+    server.add("POST", "/mj/task/list-by-condition", Reply.json({"error": "Not Found"}, 404))
+    server.add("GET", "/mj/task/7/fetch", Reply.json(done))
+    async with MidjourneySession(server.url, KEY, **FAST) as mj:
+        task = await (await mj.imagine("x")).wait(timeout=5)
+    assert task.status is TaskStatus.SUCCESS
+    assert len(server.calls("POST", "/mj/task/list-by-condition")) == 1
+
+
+async def test_a_rejected_key_ends_waits_with_the_auth_error(server: RecordingServer) -> None:
+    server.add("POST", "/mj/submit/imagine", Reply.json({"code": 1, "result": "7"}))
+    server.add("POST", "/mj/task/list-by-condition", Reply(status=401))
+    async with MidjourneySession(server.url, KEY, **FAST) as mj:
+        with pytest.raises(AuthenticationError):
+            await (await mj.imagine("x")).wait(timeout=5)
+
+
+async def test_webhook_body_in_several_segments_is_read_whole() -> None:
+    config = WebhookConfig(poll_interval=3600, trust_callbacks=True)
+    async with Emulator("trueai", notify_hook_enabled=False) as emu, MidjourneySession(
+        emu.base_url, emu.api_key, provider="trueai", webhook=config
+    ) as mj:
+        emu.rules.never_finish("cat")
+        handle = await mj.imagine("a cat")
+        body = json.dumps(
+            {"id": handle.id, "status": "IN_PROGRESS", "progress": "50%", "pad": "x" * 4000}
+        ).encode()
+        assert mj.webhook_url is not None
+        url = urlsplit(mj.webhook_url)
+        reader, writer = await asyncio.open_connection(url.hostname, url.port)
+        head = (
+            f"POST {url.path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        writer.write(head.encode() + body[:1000])
+        await writer.drain()
+        await asyncio.sleep(0.1)  # a second segment, as a real network delivers it
+        writer.write(body[1000:])
+        await writer.drain()
+        status_line = (await reader.read()).split(b"\r\n")[0]
+        writer.close()
+        assert b" 200 " in status_line
+        assert handle.task is not None and handle.task.progress == "50%"
+
+
+async def test_redirect_to_another_host_never_carries_the_key(tmp_path: Path) -> None:
+    seen: list[dict[str, str]] = []
+
+    async def grab(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return web.Response(body=b"\x89PNG\r\n\x1a\n....", content_type="image/png")
+
+    other = web.Application()
+    other.router.add_get("/{p:.*}", grab)
+    cdn = web.AppRunner(other)
+    await cdn.setup()
+    await web.TCPSite(cdn, "127.0.0.1", 0).start()
+    cdn_port = cdn.addresses[0][1]
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"http://localhost:{cdn_port}/cdn/img.png")
+
+    base = web.Application()
+    base.router.add_get("/{p:.*}", redirect)
+    provider = web.AppRunner(base)
+    await provider.setup()
+    await web.TCPSite(provider, "127.0.0.1", 0).start()
+    base_url = f"http://127.0.0.1:{provider.addresses[0][1]}"
+    try:
+        async with MidjourneySession(base_url, KEY, provider="midjourney-proxy") as mj:
+            task = Task(id="1", status="SUCCESS", image_url=f"{base_url}/mj/image/1")
+            [saved] = await mj.download(task, tmp_path)
+        assert saved.read_bytes().startswith(b"\x89PNG")
+        assert seen and all(KEY not in v for h in seen for v in h.values())
+    finally:
+        await provider.cleanup()
+        await cdn.cleanup()
+
+
+async def test_close_wakes_waiters_and_the_session_can_reopen() -> None:
+    async with Emulator() as emu:
+        emu.rules.never_finish("hang")
+        mj = MidjourneySession(emu.base_url, emu.api_key, **FAST)
+        async with mj:
+            handle = await mj.imagine("hang on")
+            waiter = asyncio.ensure_future(handle.wait(timeout=30))
+            await asyncio.sleep(0.05)
+        with pytest.raises(SessionClosed):
+            await asyncio.wait_for(waiter, 5)
+        with pytest.raises(SessionClosed):
+            await handle.wait(timeout=30)
+        async with mj:
+            task = await (await mj.imagine("again")).wait(timeout=10)
+        assert task.status is TaskStatus.SUCCESS
+
+
+async def test_states_of_forgotten_handles_are_freed() -> None:
+    async with Emulator(concurrency=None, queue_size=None) as emu, MidjourneySession(
+        emu.base_url, emu.api_key, **FAST
+    ) as mj:
+        kept = await mj.imagine("kept")
+        for i in range(20):
+            await mj.imagine(f"fire and forget {i}")
+        gc.collect()
+        assert list(mj._tracker.states) == [kept.id]
+
+
+async def test_wrong_base_url_says_so_rather_than_task_not_found(
+    server: RecordingServer,
+) -> None:
+    server.add("GET", "/mj/task/1/fetch", Reply.json({"error": "Not Found", "status": 404}, 404))
+    server.add("GET", "/mj/task/1/image-seed", Reply.text("Not Found", 404))
+    async with MidjourneySession(server.url, KEY, **FAST) as mj:
+        with pytest.raises(NotFoundError) as fetched:
+            await mj.fetch("1")
+        with pytest.raises(NotFoundError) as seeded:
+            await mj.image_seed("1")
+    assert "base URL" in str(fetched.value) and "base URL" in str(seeded.value)
+
+
+def test_nothing_is_printed_unless_logging_is_configured() -> None:
+    code = (
+        "import logging, midjourney_async;"
+        "logging.getLogger('midjourney_async').warning('should stay quiet')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stderr == ""
+
+
+async def test_swapped_arguments_do_not_echo_the_key() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        MidjourneySession(KEY, "https://api.example.com")
+    assert KEY not in str(info.value) and KEY not in repr(info.value)
+
+
+async def test_failed_open_closes_the_http_session(caplog: pytest.LogCaptureFixture) -> None:
+    blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = blocker.sockets[0].getsockname()[1]
+    try:
+        mj = MidjourneySession("http://127.0.0.1:1", KEY, webhook=WebhookConfig(port=port))
+        with pytest.raises(ConfigurationError):
+            await mj.open()
+        assert mj._transport._client is None
+    finally:
+        blocker.close()
+        await blocker.wait_closed()
+
+
+async def test_ohmygpt_queue_full_wording_is_a_queue_full_error(
+    server: RecordingServer,
+) -> None:
+    refused = {"statusCode": 400, "message": "Submit failed: the queue is full", "data": None}
+    server.add("POST", "/api/v1/ai/draw/mj/imagine", Reply.json(refused))
+    async with MidjourneySession(
+        server.url, KEY, provider="ohmygpt", retry=RetryPolicy.never()
+    ) as mj:
+        with pytest.raises(QueueFullError):
+            await mj.imagine("x")
+
+
+async def test_as_completed_timeout_is_reported_at_once() -> None:
+    async with Emulator() as emu, MidjourneySession(
+        emu.base_url, emu.api_key, wait_timeout=30, **FAST
+    ) as mj:
+        emu.rules.never_finish("hang")
+        handles = [await mj.imagine("hang"), await mj.imagine("fine")]
+        outcomes: dict[str, str] = {}
+        async for h in mj.as_completed(handles, timeout=0.3):
+            try:
+                outcomes[h.id] = str((await asyncio.wait_for(h.wait(), 2)).status)
+            except TaskTimeout:
+                outcomes[h.id] = "timeout"
+    assert outcomes == {handles[0].id: "timeout", handles[1].id: "SUCCESS"}
+
+
+def test_log_record_quiet_default_handler_is_a_null_handler() -> None:
+    handlers = logging.getLogger("midjourney_async").handlers
+    assert any(isinstance(h, logging.NullHandler) for h in handlers)
