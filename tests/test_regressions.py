@@ -260,3 +260,37 @@ async def test_as_completed_timeout_is_reported_at_once() -> None:
 def test_log_record_quiet_default_handler_is_a_null_handler() -> None:
     handlers = logging.getLogger("midjourney_async").handlers
     assert any(isinstance(h, logging.NullHandler) for h in handlers)
+
+
+async def test_remix_modal_shown_only_by_status_is_answered_by_wait(
+    server: RecordingServer,
+) -> None:
+    """new-api rewrites code 21 to 1: the modal shows up as the child's status."""
+    buttons = [{"customId": "MJ::JOB::variation::1::h", "label": "V1"}]
+    grid = {"id": "1", "status": "SUCCESS", "progress": "100%", "buttons": buttons}
+    modal_seen: list[int] = []
+
+    def listing(recorded: object) -> Reply:
+        child = (
+            {"id": "2", "status": "SUCCESS", "progress": "100%"}
+            if modal_seen
+            else {"id": "2", "status": "MODAL", "progress": "0%"}
+        )
+        return Reply.json([child])
+
+    def modal(recorded: object) -> Reply:
+        modal_seen.append(1)
+        return Reply.json({"code": 1, "result": "2"})
+
+    server.add("GET", "/mj/task/1/fetch", Reply.json(grid))
+    server.add("POST", "/mj/submit/action", Reply.json({"code": 1, "result": "2"}))
+    server.on("POST", "/mj/task/list-by-condition", listing)
+    server.on("POST", "/mj/submit/modal", modal)
+    async with MidjourneySession(server.url, KEY, provider="new-api", **FAST) as mj:
+        parent = mj.handle("1")
+        await parent.refresh()
+        child = await parent.variation(1, prompt="a remixed prompt")
+        task = await child.wait(timeout=5)
+    assert task.status is TaskStatus.SUCCESS
+    [sent] = server.calls("POST", "/mj/submit/modal")
+    assert sent.json == {"taskId": "2", "prompt": "a remixed prompt"}
