@@ -21,16 +21,15 @@ import msgspec
 from ._dialects import Dialect, make_dialect
 from ._errors import (
     ConfigurationError,
-    DecodeError,
     InvalidRequestError,
     MidjourneyError,
     TaskNotFound,
-    TaskTimeout,
 )
 from ._grid import write_tiles
 from ._handle import TaskHandle
 from ._journal import Journal, JournalEntry, SQLiteJournal
-from ._media import as_data_url, extension_for, safe_name
+from ._many import as_completed, wait_all, wait_all_settled
+from ._media import as_data_url, fetch_bytes, safe_name, save_task_media
 from ._models import (
     ActionRequest,
     BlendRequest,
@@ -726,7 +725,7 @@ class MidjourneySession:
         """
         return self._tracker.apply(task)
 
-    async def as_completed(
+    def as_completed(
         self, handles: Iterable[TaskHandle], *, timeout: float | None = None
     ) -> AsyncIterator[TaskHandle]:
         """Yield handles as their tasks end (success, failure or timeout).
@@ -741,27 +740,7 @@ class MidjourneySession:
                 except MidjourneyError as exc:
                     print(h.id, exc)
         """
-        queue: asyncio.Queue[TaskHandle] = asyncio.Queue()
-        items = list(handles)
-
-        async def watch(h: TaskHandle) -> None:
-            try:
-                await h.wait(timeout)
-            except TaskTimeout as exc:
-                h._expired = exc.timeout
-            except MidjourneyError:
-                pass
-            finally:
-                queue.put_nowait(h)
-
-        tasks = [asyncio.ensure_future(watch(h)) for h in items]
-        try:
-            for _ in items:
-                yield await queue.get()
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        return as_completed(handles, timeout)
 
     @overload
     async def wait_all(
@@ -803,26 +782,9 @@ class MidjourneySession:
         place; otherwise the first error is raised and the other waits stop
         (their tasks go on on the server).
         """
-        items = list(handles)
         if return_exceptions:
-            async def safe(h: TaskHandle) -> Task | MidjourneyError:
-                try:
-                    return await h.wait(timeout)
-                except MidjourneyError as exc:
-                    return exc
-
-            return list(await asyncio.gather(*(safe(h) for h in items)))
-        tasks = [asyncio.ensure_future(h.wait(timeout)) for h in items]
-        try:
-            return list(await asyncio.gather(*tasks))
-        finally:
-            # Only waits still running need stopping (a second gather over
-            # thousands of finished ones is pure overhead).
-            unfinished = [t for t in tasks if not t.done()]
-            for t in unfinished:
-                t.cancel()
-            if unfinished:
-                await asyncio.gather(*unfinished, return_exceptions=True)
+            return await wait_all_settled(handles, timeout)
+        return await wait_all(handles, timeout)
 
     # -- downloads ----------------------------------------------------------
 
@@ -836,31 +798,16 @@ class MidjourneySession:
     ) -> list[Path]:
         """Save every image and video of ``task`` into ``directory``; returns the paths.
 
-        Files are named from the task id and index (``<id>.png``,
-        ``<id>_1.png``..., ``<id>_video_1.mp4``) with the extension from the
-        content type. Only http(s) URLs are fetched, each body is capped at
-        ``max_bytes``, and nothing a server sends can place a file outside
-        ``directory``.
+        A handle is waited on first. Files are named from the task id and
+        index (``<id>.png``, ``<id>_1.png``..., ``<id>_video_1.mp4``) with the
+        extension from the content type. Only http(s) URLs are fetched, each
+        body is capped at ``max_bytes``, and nothing a server sends can place a
+        file outside ``directory``.
         """
-        if isinstance(task, TaskHandle):
-            # Only a finished task has its final images: wait for it first.
-            snapshot = await task.wait()
-        else:
-            snapshot = task
-        target = Path(directory)
-        await anyio.Path(target).mkdir(parents=True, exist_ok=True)
-        stem = safe_name(snapshot.id)
-        jobs: list[tuple[str, str]] = []
-        if snapshot.image_url:
-            jobs.append((snapshot.image_url, stem))
-        for i, url in enumerate(snapshot.image_urls, 1):
-            jobs.append((url, f"{stem}_{i}"))
-        for i, url in enumerate(snapshot.video_urls, 1):
-            jobs.append((url, f"{stem}_video_{i}"))
-        results = await asyncio.gather(
-            *(self._download_one(url, target, name, max_bytes, timeout) for url, name in jobs)
+        snapshot = task if isinstance(task, Task) else await task.wait()
+        return await save_task_media(
+            self._transport, snapshot, Path(directory), max_bytes=max_bytes, timeout=timeout
         )
-        return list(results)
 
     async def split_grid(
         self,
@@ -868,6 +815,7 @@ class MidjourneySession:
         directory: str | os.PathLike[str],
         *,
         max_bytes: int = 50 * 1024 * 1024,
+        timeout: float = 300.0,
     ) -> list[Path]:
         """Cut a finished grid into its four images, saved as ``<id>_grid_<1-4>.png``.
 
@@ -880,59 +828,9 @@ class MidjourneySession:
         snapshot = task if isinstance(task, Task) else await task.wait()
         if not snapshot.image_url:
             raise InvalidRequestError(f"task {snapshot.id} has no image to split", code=None)
-        url = snapshot.image_url
-        absolute = url if "://" in url else self.base_url + "/" + url.lstrip("/")
-        if urlsplit(absolute).scheme.lower() not in ("http", "https"):
-            raise InvalidRequestError(f"refusing to download {url!r}: only http(s)", code=None)
-        chunks: list[bytes] = []
-        size = 0
-        async with self._transport.stream(absolute) as resp:
-            async for chunk in resp.content.iter_chunked(256 * 1024):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise DecodeError(
-                        f"grid image of task {snapshot.id} is over the {max_bytes}-byte cap"
-                    )
-                chunks.append(chunk)
-        data = b"".join(chunks)
+        data = await fetch_bytes(
+            self._transport, snapshot.image_url, max_bytes=max_bytes, timeout=timeout
+        )
         return await anyio.to_thread.run_sync(
             write_tiles, data, Path(directory), safe_name(snapshot.id)
         )
-
-    async def _download_one(
-        self, url: str, directory: Path, name: str, max_bytes: int, timeout: float
-    ) -> Path:
-        # A URL with a scheme is taken as is (so data:, file:/x, ... are refused);
-        # only a scheme-less path is resolved against the base URL.
-        absolute = url if urlsplit(url).scheme else self.base_url + "/" + url.lstrip("/")
-        scheme = urlsplit(absolute).scheme.lower()
-        if scheme not in ("http", "https"):
-            raise InvalidRequestError(
-                f"refusing to download {scheme or 'a relative'} URL {url!r}: only http(s)",
-                code=None,
-            )
-        async with self._transport.stream(absolute, timeout=timeout) as resp:
-            length = resp.content_length
-            if length is not None and length > max_bytes:
-                raise DecodeError(
-                    f"download of {absolute} refused: {length} bytes is over the "
-                    f"{max_bytes}-byte cap"
-                )
-            path = directory / (name + extension_for(resp.headers.get("Content-Type"), absolute))
-            partial_path = path.with_name(path.name + ".part")
-            size = 0
-            try:
-                # Disk writes go to a worker thread so the poller never stalls on I/O.
-                async with await anyio.open_file(partial_path, "wb") as out:
-                    async for chunk in resp.content.iter_chunked(256 * 1024):
-                        size += len(chunk)
-                        if size > max_bytes:
-                            raise DecodeError(
-                                f"download of {absolute} stopped: over the {max_bytes}-byte cap"
-                            )
-                        await out.write(chunk)
-                partial_path.replace(path)
-            finally:
-                partial_path.unlink(missing_ok=True)
-        logger.info("saved %s (%d bytes)", path, size)
-        return path
