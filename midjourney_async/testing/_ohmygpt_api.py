@@ -15,8 +15,14 @@ import msgspec
 from . import _http
 from ._buttons import parse_custom_id
 from ._http import Call, Reply
-from ._media import aspect_size, decode_data_url
-from ._proxy_base import click_task_kwargs, prompt_size
+from ._media import decode_data_url
+from ._proxy_base import (
+    blend_task_kwargs,
+    click_task_kwargs,
+    describe_task_kwargs,
+    prompt_size,
+    prompt_task_kwargs,
+)
 from ._task import SUCCESS
 
 if TYPE_CHECKING:
@@ -25,7 +31,10 @@ if TYPE_CHECKING:
     from ._emulator import Emulator
 
 PREFIX = "/api/v1/ai/draw/mj/"
-_DIMENSIONS = {"PORTRAIT": (2, 3), "SQUARE": (1, 1), "LANDSCAPE": (3, 2)}
+_BLEND_ERRORS = {
+    "base64Array": "base64Array must hold 2 to 5 images",
+    "dimensions": "dimensions must be PORTRAIT, SQUARE or LANDSCAPE",
+}
 
 
 class OhmygptApi:
@@ -78,14 +87,14 @@ class OhmygptApi:
         self.emu.stats.submits_by_code[400] += 1
         return _http.ohmygpt_envelope(400, message)
 
-    def _checked(self, call: Call) -> dict[str, Any] | Reply:
+    def _checked(self, call: Call, *, typed: bool = True) -> dict[str, Any] | Reply:
+        # typed=False is for /query: it has no speed, so a stray ``type`` is not an error.
         form = self._form(call)
         if form is None:
             return _http.ohmygpt_envelope(400, "Invalid request body")
         if form.get("model") != "midjourney":
             return _http.ohmygpt_envelope(400, "model is required and must be 'midjourney'")
-        kind = form.get("type", "FAST") or "FAST"
-        if kind not in ("NORMAL", "FAST"):
+        if typed and (form.get("type", "FAST") or "FAST") not in ("NORMAL", "FAST"):
             return _http.ohmygpt_envelope(400, "type must be NORMAL or FAST")
         return form
 
@@ -96,10 +105,14 @@ class OhmygptApi:
         hook = form.get("webhook")
         return hook if isinstance(hook, str) and hook else None
 
-    def _submit(self, **kwargs: Any) -> Reply:
+    def _submit(self, *, upload: tuple[str, bytes] | None = None, **kwargs: Any) -> Reply:
+        """Create and admit a task; ``upload`` (type, data) is stored only once admissible."""
         if not self.emu.can_admit():
             return self.fail(self.emu.profile_info.queue_full_description)
+        url = self.emu.store_upload(upload[1], upload[0]) if upload is not None else None
         task = self.emu.create_task(**kwargs)
+        if url is not None:
+            task.image_url = url
         self.emu.admit(task)
         self.emu.stats.submits_by_code[200] += 1
         return _http.ohmygpt_envelope(200, "Success", task.int_id)
@@ -120,11 +133,7 @@ class OhmygptApi:
         if word is not None:
             return self.fail(f"Banned prompt detected: {word}")
         return self._submit(
-            action="IMAGINE",
-            relay_action="IMAGINE",
-            plan_kind="imagine",
-            output="grid",
-            prompt=prompt,
+            **prompt_task_kwargs("imagine", prompt, "grid"),
             description=f"/imagine {prompt}",
             notify_hook=self._hook(form),
             mode=self._mode(form),
@@ -155,29 +164,11 @@ class OhmygptApi:
         form = self._checked(call)
         if isinstance(form, Reply):
             return form
-        images = form.get("base64Array")
-        if (
-            not isinstance(images, list)
-            or not 2 <= len(images) <= 5
-            or not all(isinstance(i, str) and decode_data_url(i) for i in images)
-        ):
-            return self.fail("base64Array must hold 2 to 5 images")
-        dimensions = form.get("dimensions") or "SQUARE"
-        if dimensions not in _DIMENSIONS:
-            return self.fail("dimensions must be PORTRAIT, SQUARE or LANDSCAPE")
-        digest = hashlib.sha256("|".join(images).encode()).hexdigest()[:16]
+        kwargs = blend_task_kwargs(self.emu, form)
+        if isinstance(kwargs, str):
+            return self.fail(_BLEND_ERRORS[kwargs])
         return self._submit(
-            action="BLEND",
-            relay_action="BLEND",
-            plan_kind="imagine",
-            output="grid",
-            prompt="",
-            description="/blend",
-            notify_hook=self._hook(form),
-            mode=self._mode(form),
-            image_key=f"{self.emu.seed}:blend:{digest}",
-            size=aspect_size(_DIMENSIONS[dimensions]),
-            count_prompt=False,
+            **kwargs, description="/blend", notify_hook=self._hook(form), mode=self._mode(form)
         )
 
     async def describe(self, call: Call) -> Reply:
@@ -189,34 +180,19 @@ class OhmygptApi:
         decoded = decode_data_url(data) if isinstance(data, str) and data else None
         if decoded is None:
             return self.fail("base64 is required")
-        if not self.emu.can_admit():
-            return self.fail(self.emu.profile_info.queue_full_description)
-        url = self.emu.store_upload(decoded[1], decoded[0])
-        task = self.emu.create_task(
-            action="DESCRIBE",
-            relay_action="DESCRIBE",
-            plan_kind="describe",
-            output="describe",
-            prompt="",
-            final_prompt="",
+        return self._submit(
+            **describe_task_kwargs(hashlib.sha256(decoded[1]).hexdigest()[:16]),
             description="/describe",
             notify_hook=self._hook(form),
             mode=self._mode(form),
-            image_key=hashlib.sha256(decoded[1]).hexdigest()[:16],
-            count_prompt=False,
+            upload=decoded,
         )
-        task.image_url = url
-        self.emu.admit(task)
-        self.emu.stats.submits_by_code[200] += 1
-        return _http.ohmygpt_envelope(200, "Success", task.int_id)
 
     async def query(self, call: Call) -> Reply:
         """``/query``: taskId -> the task in OhMyGPT's shape."""
-        form = self._form(call)
-        if form is None:
-            return _http.ohmygpt_envelope(400, "Invalid request body")
-        if form.get("model") != "midjourney":
-            return _http.ohmygpt_envelope(400, "model is required and must be 'midjourney'")
+        form = self._checked(call, typed=False)
+        if isinstance(form, Reply):
+            return form
         self.emu.stats.fetch_ids += 1
         raw_id = form.get("taskId")
         task = self.emu.lookup(raw_id if isinstance(raw_id, (int, str)) else None)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import TYPE_CHECKING, Any
 
 from . import _http
 from ._buttons import Click, parse_custom_id, relay_action
 from ._http import Call, Reply
-from ._media import aspect_size, decode_data_url
-from ._proxy_base import ProxyBase, click_task_kwargs, prompt_size
+from ._media import decode_data_url
+from ._proxy_base import (
+    ProxyBase,
+    blend_task_kwargs,
+    click_task_kwargs,
+    describe_task_kwargs,
+    prompt_size,
+)
 from ._task import MODAL, SUCCESS, EmuTask
 
 if TYPE_CHECKING:
@@ -18,7 +23,7 @@ if TYPE_CHECKING:
 
     from ._emulator import Emulator
 
-_DIMENSIONS = {"PORTRAIT": (2, 3), "SQUARE": (1, 1), "LANDSCAPE": (3, 2)}
+_BLEND_ERRORS = {"base64Array": "base64List参数错误", "dimensions": "dimensions参数错误"}
 _GRID_PARENTS = frozenset({"IMAGINE", "VARIATION", "REROLL", "BLEND", "ZOOM", "PAN"})
 _SIMPLE_CHANGE = re.compile(r"^(\S+)\s+(U[1-4]|V[1-4]|R)$", re.IGNORECASE)
 
@@ -93,34 +98,17 @@ class ProxyApi(ProxyBase):
 
     async def imagine(self, call: Call) -> Reply:
         """POST /mj/submit/imagine."""
-        body = self._body(call)
-        if isinstance(body, Reply):
-            return body
-        prompt = self._prompt(body)
-        if prompt is None:
-            return self.error(4, "prompt不能为空", relay="prompt_is_required")
-        self.emu.stats.submit_attempts_by_prompt[prompt] += 1
-        refused = self.banned(prompt)
-        if refused is not None:
-            return refused
+        parsed = self._prompted(call)
+        if isinstance(parsed, Reply):
+            return parsed
+        body, prompt = parsed
         images = body.get("base64Array")
         if images is not None and (
             not isinstance(images, list)
             or not all(isinstance(i, str) and decode_data_url(i) for i in images)
         ):
             return self.error(4, "base64格式错误")
-        return self._submit(
-            action="IMAGINE",
-            relay_action="IMAGINE",
-            plan_kind="imagine",
-            output="grid",
-            prompt=prompt,
-            description=self._description(f"/imagine {prompt}"),
-            state=self._state(body),
-            notify_hook=self._hook(body),
-            mode=self._mode(call, prompt),
-            size=prompt_size(prompt),
-        )
+        return self._prompt_submit(call, body, prompt, "imagine", "grid", size=prompt_size(prompt))
 
     async def action(self, call: Call) -> Reply:
         """POST /mj/submit/action: press a button of a finished task."""
@@ -197,30 +185,15 @@ class ProxyApi(ProxyBase):
         body = self._body(call)
         if isinstance(body, Reply):
             return body
-        images = body.get("base64Array")
-        if (
-            not isinstance(images, list)
-            or not 2 <= len(images) <= 5
-            or not all(isinstance(i, str) and decode_data_url(i) for i in images)
-        ):
-            return self.error(4, "base64List参数错误")
-        dimensions = body.get("dimensions") or "SQUARE"
-        if dimensions not in _DIMENSIONS:
-            return self.error(4, "dimensions参数错误")
-        digest = hashlib.sha256("|".join(images).encode()).hexdigest()[:16]
+        kwargs = blend_task_kwargs(self.emu, body)
+        if isinstance(kwargs, str):
+            return self.error(4, _BLEND_ERRORS[kwargs])
         return self._submit(
-            action="BLEND",
-            relay_action="BLEND",
-            plan_kind="imagine",
-            output="grid",
-            prompt="",
+            **kwargs,
             description=self._description("/blend"),
             state=self._state(body),
             notify_hook=self._hook(body),
             mode=self._mode(call, ""),
-            image_key=f"{self.emu.seed}:blend:{digest}",
-            size=aspect_size(_DIMENSIONS[dimensions]),
-            count_prompt=False,
         )
 
     async def describe(self, call: Call) -> Reply:
@@ -231,48 +204,22 @@ class ProxyApi(ProxyBase):
         image_url, key = self._image_input(body.get("base64"), body.get("link"))
         if image_url is None:
             return self.error(4, "base64不能为空")
-        if not self.emu.can_admit():
-            return self.queue_full()
-        task = self.emu.create_task(
-            action="DESCRIBE",
-            relay_action="DESCRIBE",
-            plan_kind="describe",
-            output="describe",
-            prompt="",
-            final_prompt="",
+        return self._submit(
+            **describe_task_kwargs(key),
             description=self._description("/describe"),
             state=self._state(body),
             notify_hook=self._hook(body),
             mode=self._mode(call, ""),
-            image_key=key,
-            count_prompt=False,
+            image_url=image_url,
         )
-        task.image_url = image_url
-        return self.accepted(task)
 
     async def shorten(self, call: Call) -> Reply:
         """POST /mj/submit/shorten."""
-        body = self._body(call)
-        if isinstance(body, Reply):
-            return body
-        prompt = self._prompt(body)
-        if prompt is None:
-            return self.error(4, "prompt不能为空", relay="prompt_is_required")
-        self.emu.stats.submit_attempts_by_prompt[prompt] += 1
-        refused = self.banned(prompt)
-        if refused is not None:
-            return refused
-        return self._submit(
-            action="SHORTEN",
-            relay_action="SHORTEN",
-            plan_kind="shorten",
-            output="shorten",
-            prompt=prompt,
-            description=self._description(f"/shorten {prompt}"),
-            state=self._state(body),
-            notify_hook=self._hook(body),
-            mode=self._mode(call, prompt),
-        )
+        parsed = self._prompted(call)
+        if isinstance(parsed, Reply):
+            return parsed
+        body, prompt = parsed
+        return self._prompt_submit(call, body, prompt, "shorten", "shorten")
 
     async def change(self, call: Call) -> Reply:
         """POST /mj/submit/change: U/V/R by action name and index."""
@@ -350,64 +297,40 @@ class ProxyApi(ProxyBase):
 
     async def video(self, call: Call) -> Reply:
         """POST /mj/submit/video: four short videos."""
-        body = self._body(call)
-        if isinstance(body, Reply):
-            return body
-        prompt = self._prompt(body)
-        if prompt is None:
-            return self.error(4, "prompt不能为空", relay="prompt_is_required")
-        self.emu.stats.submit_attempts_by_prompt[prompt] += 1
-        refused = self.banned(prompt)
-        if refused is not None:
-            return refused
+        parsed = self._prompted(call)
+        if isinstance(parsed, Reply):
+            return parsed
+        body, prompt = parsed
         image = body.get("image")
         frame_url: str | None = None
         if isinstance(image, str) and image:
             frame_url, _ = self._image_input(image, image)
             if frame_url is None:
                 return self.error(4, "image参数错误")
-        if not self.emu.can_admit():
-            return self.queue_full()
-        task = self.emu.create_task(
-            action="VIDEO",
-            relay_action="VIDEO",
-            plan_kind="video",
-            output="video",
-            prompt=prompt,
-            description=self._description(f"/video {prompt}"),
-            state=self._state(body),
-            notify_hook=self._hook(body),
-            mode=self._mode(call, prompt),
+        return self._prompt_submit(
+            call, body, prompt, "video", "video", extra={"first_frame": frame_url}
         )
-        task.extra["first_frame"] = frame_url
-        return self.accepted(task)
 
     async def edits(self, call: Call) -> Reply:
         """POST /mj/submit/edits: edit an image by prompt; four images."""
-        body = self._body(call)
-        if isinstance(body, Reply):
-            return body
-        prompt = self._prompt(body)
-        if prompt is None:
-            return self.error(4, "prompt不能为空", relay="prompt_is_required")
+        parsed = self._prompted(call, screen=False)
+        if isinstance(parsed, Reply):
+            return parsed
+        body, prompt = parsed
         image = body.get("image")
         url, key = self._image_input(image, image) if isinstance(image, str) else (None, "")
         if url is None:
             return self.error(4, "image不能为空")
-        self.emu.stats.submit_attempts_by_prompt[prompt] += 1
-        refused = self.banned(prompt)
+        refused = self._screen(prompt)
         if refused is not None:
             return refused
-        return self._submit(
+        return self._prompt_submit(
+            call,
+            body,
+            prompt,
+            "edits",
+            "edits",
             action="EDIT" if self.family == "trueai" else "EDITS",
-            relay_action="EDITS",
-            plan_kind="edits",
-            output="edits",
-            prompt=prompt,
-            description=self._description(f"/edits {prompt}"),
-            state=self._state(body),
-            notify_hook=self._hook(body),
-            mode=self._mode(call, prompt),
             image_key=f"{self.emu.seed}:edits:{key}:{prompt}",
         )
 

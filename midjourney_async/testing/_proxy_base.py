@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 _AR = re.compile(r"--(?:ar|aspect)\s+(\d+):(\d+)")
 _MODE_FLAGS = (("--relax", "RELAX"), ("--turbo", "TURBO"), ("--fast", "FAST"))
 _KEYCAP = re.compile(r"^\d\ufe0f?\u20e3\s*")
+_BLEND_DIMENSIONS = {"PORTRAIT": (2, 3), "SQUARE": (1, 1), "LANDSCAPE": (3, 2)}
+
+BlendFault = Literal["base64Array", "dimensions"]
+"""The blend field a request got wrong; each dialect words its own error for it."""
 
 
 def prompt_size(prompt: str) -> tuple[int, int]:
@@ -90,6 +94,60 @@ def click_task_kwargs(
                 final = f"{final} --zoom {'2' if click.index == 50 else '1.5'}"
             kwargs.update(plan_kind="imagine", output="grid", final_prompt=final)
     return kwargs
+
+
+def prompt_task_kwargs(command: str, prompt: str, output: str) -> dict[str, Any]:
+    """``create_task`` arguments for ``/<command> <prompt>``.
+
+    The prompt-driven commands (imagine, shorten, video, edits) share their name with their
+    plan and their action, so only the output shape needs saying.
+    """
+    return {
+        "action": command.upper(),
+        "relay_action": command.upper(),
+        "plan_kind": command,
+        "output": output,
+        "prompt": prompt,
+    }
+
+
+def blend_task_kwargs(emu: Emulator, body: dict[str, Any]) -> dict[str, Any] | BlendFault:
+    """``create_task`` arguments for a blend of ``body["base64Array"]``, or the bad field."""
+    images = body.get("base64Array")
+    if (
+        not isinstance(images, list)
+        or not 2 <= len(images) <= 5
+        or not all(isinstance(i, str) and decode_data_url(i) for i in images)
+    ):
+        return "base64Array"
+    dimensions = body.get("dimensions") or "SQUARE"
+    if dimensions not in _BLEND_DIMENSIONS:
+        return "dimensions"
+    digest = hashlib.sha256("|".join(images).encode()).hexdigest()[:16]
+    return {
+        "action": "BLEND",
+        "relay_action": "BLEND",
+        "plan_kind": "imagine",
+        "output": "grid",
+        "prompt": "",
+        "image_key": f"{emu.seed}:blend:{digest}",
+        "size": aspect_size(_BLEND_DIMENSIONS[dimensions]),
+        "count_prompt": False,
+    }
+
+
+def describe_task_kwargs(image_key: str) -> dict[str, Any]:
+    """``create_task`` arguments for describing the image behind ``image_key``."""
+    return {
+        "action": "DESCRIBE",
+        "relay_action": "DESCRIBE",
+        "plan_kind": "describe",
+        "output": "describe",
+        "prompt": "",
+        "final_prompt": "",
+        "image_key": image_key,
+        "count_prompt": False,
+    }
 
 
 def _pick_prompt(text: str, index: int) -> str:
@@ -217,10 +275,55 @@ class ProxyBase:
         prompt = body.get("prompt")
         return prompt.strip() if isinstance(prompt, str) and prompt.strip() else None
 
-    def _submit(self, **kwargs: Any) -> Reply:
+    def _prompted(self, call: Call, *, screen: bool = True) -> tuple[dict[str, Any], str] | Reply:
+        """The body and its required prompt, or the error reply.
+
+        ``screen=False`` leaves :meth:`_screen` to a handler that must validate other
+        fields first, so that a request refused for them does not count as an attempt.
+        """
+        body = self._body(call)
+        if isinstance(body, Reply):
+            return body
+        prompt = self._prompt(body)
+        if prompt is None:
+            return self.error(4, "prompt不能为空", relay="prompt_is_required")
+        if screen:
+            refused = self._screen(prompt)
+            if refused is not None:
+                return refused
+        return body, prompt
+
+    def _screen(self, prompt: str) -> Reply | None:
+        """Count a submit attempt for ``prompt``, then refuse it if it is banned."""
+        self.emu.stats.submit_attempts_by_prompt[prompt] += 1
+        return self.banned(prompt)
+
+    def _prompt_submit(
+        self, call: Call, body: dict[str, Any], prompt: str, command: str, output: str,
+        **kwargs: Any,
+    ) -> Reply:
+        """Submit ``/<command> <prompt>``; ``kwargs`` add to or override the task arguments."""
+        task_kwargs = prompt_task_kwargs(command, prompt, output)
+        task_kwargs.update(
+            description=self._description(f"/{command} {prompt}"),
+            state=self._state(body),
+            notify_hook=self._hook(body),
+            mode=self._mode(call, prompt),
+        )
+        task_kwargs.update(kwargs)
+        return self._submit(**task_kwargs)
+
+    def _submit(
+        self, *, image_url: str | None = None, extra: dict[str, Any] | None = None, **kwargs: Any
+    ) -> Reply:
         if not self.emu.can_admit():
             return self.queue_full()
-        return self.accepted(self.emu.create_task(**kwargs))
+        task = self.emu.create_task(**kwargs)
+        if image_url is not None:
+            task.image_url = image_url
+        if extra:
+            task.extra.update(extra)
+        return self.accepted(task)
 
     def _image_input(self, data: Any, link: Any = None) -> tuple[str | None, str]:
         if isinstance(data, str) and data:
