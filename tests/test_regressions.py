@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
-from mj_support import KEY, RecordingServer, Reply, mask_png
+from mj_support import KEY, RecordingServer, Reply, mask_png, until
 
 from midjourney_async import (
     AuthenticationError,
@@ -166,7 +166,7 @@ async def test_close_wakes_waiters_and_the_session_can_reopen() -> None:
         async with mj:
             handle = await mj.imagine("hang on")
             waiter = asyncio.ensure_future(handle.wait(timeout=30))
-            await asyncio.sleep(0.05)
+            await until(lambda: handle._state.waiters == 1)
         with pytest.raises(SessionClosed):
             await asyncio.wait_for(waiter, 5)
         with pytest.raises(SessionClosed):

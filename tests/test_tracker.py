@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 import pytest
+from mj_support import until
 
 from midjourney_async import (
     MidjourneySession,
@@ -179,7 +180,7 @@ async def test_cancelled_waiters_leave_the_tracker_healthy() -> None:
         with anyio.move_on_after(0.2):
             await stuck.wait(timeout=60)
         waiter = asyncio.ensure_future(stuck.wait(timeout=60))
-        await asyncio.sleep(0.05)
+        await until(lambda: stuck._state.waiters == 1)
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
