@@ -336,7 +336,11 @@ class TaskHandle:
         )
         text = prompt or task.final_prompt or task.prompt or ""
         text = re.sub(r"\s--zoom\s+\S+", "", text)
-        return await self._press(task, button, prompt=f"{text} --zoom {factor:g}".strip())
+        text = f"{text} --zoom {factor:g}".strip()
+        if not re.search(r"--(ar|aspect)\s", text + " "):
+            # The Custom Zoom window wants both --zoom and --ar; 1:1 is Midjourney's default.
+            text += " --ar 1:1"
+        return await self._press(task, button, prompt=text)
 
     async def pan(self, direction: Direction, *, prompt: str | None = None) -> TaskHandle:
         """Pan ``"left"``, ``"right"``, ``"up"`` or ``"down"``."""

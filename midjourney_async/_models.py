@@ -134,6 +134,9 @@ def parse_percent(progress: str | None) -> int | None:
     return value
 
 
+# Epoch seconds stay below 1e11 until the year 5138; epoch milliseconds are above.
+_MS_FLOOR: Final = 100_000_000_000
+
 # Bound look-ups for Task.__post_init__, which runs once per decoded task.
 _status_of = _STATUSES.get
 _action_of = _ACTIONS.get
@@ -223,19 +226,26 @@ class Task(msgspec.Struct, frozen=True, rename="camel", gc=False):
         # Epoch seconds (below 1e11) decoded straight from the wire become ms, as in
         # to_epoch_ms on the tolerant path. Servers send all three times in one unit,
         # so the submit time alone decides whether the rare fix-up runs.
-        t = self.submit_time
-        if t is not None and t < 100_000_000_000:
-            self._seconds_to_ms()
+        s, b, f = self.submit_time, self.start_time, self.finish_time
+        if (
+            (s is not None and s < _MS_FLOOR)
+            or (b is not None and b < _MS_FLOOR)
+            or (f is not None and f < _MS_FLOOR)
+        ):
+            self._normalise_times()
         # Servers send "" where they mean "nothing"; users should test for None only.
         if self.image_url == "":
             force_setattr(self, "image_url", None)
         if self.fail_reason == "":
             force_setattr(self, "fail_reason", None)
 
-    def _seconds_to_ms(self) -> None:
+    def _normalise_times(self) -> None:
+        # new-api sends Go's zero value (0) for "not yet": that is no time at all.
         for name in ("submit_time", "start_time", "finish_time"):
             t = getattr(self, name)
-            if t is not None and 0 < t < 100_000_000_000:
+            if t is not None and t <= 0:
+                force_setattr(self, name, None)
+            elif t is not None and t < _MS_FLOOR:
                 force_setattr(self, name, t * 1000)
 
     @property
@@ -468,10 +478,10 @@ def to_epoch_ms(value: Any) -> int | None:
                 return None
     else:
         return None
-    # Seconds since the epoch are below 1e11 until the year 5138; ms are above.
-    ms = number * 1000 if number < 1e11 else number
-    # NaN, infinities and values past int64 are no time at all (NaN fails both tests).
-    if not -9.2e18 < ms < 9.2e18:
+    ms = number * 1000 if number < _MS_FLOOR else number
+    # Zero or less (new-api's Go zero value), NaN, infinities and values past int64
+    # are no time at all (NaN fails the comparison too).
+    if not 0 < ms < 9.2e18:
         return None
     return int(ms)
 

@@ -32,6 +32,9 @@ class Provider:
 
     ``mode_prefix`` is a template such as ``"/mj-{mode}"`` put before ``/mj``
     when the session has a mode; None means the provider has no mode routes.
+    ``describe_link``: describe takes an image link (novicezk takes base64
+    only); ``callbacks``: the server delivers notifyHook callbacks (new-api
+    relays strip them unless their operator enabled them).
     """
 
     name: str
@@ -41,6 +44,8 @@ class Provider:
     auth_scheme: str
     mode_prefix: str | None
     modes: tuple[str, ...]
+    describe_link: bool = True
+    callbacks: bool = True
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         """The header that carries ``api_key`` in this provider's style."""
@@ -66,9 +71,27 @@ _MODES = ("fast", "relax", "turbo")
 PROVIDERS: dict[str, Provider] = {
     p.name: p
     for p in (
-        Provider("midjourney-proxy", "proxy", None, "mj-api-secret", "", None, ()),
+        Provider(
+            "midjourney-proxy",
+            "proxy",
+            None,
+            "mj-api-secret",
+            "",
+            None,
+            (),
+            describe_link=False,
+        ),
         Provider("trueai", "proxy", None, "Authorization", "", "/mj-{mode}", _MODES),
-        Provider("new-api", "proxy", None, "Authorization", "Bearer", "/{mode}", _MODES),
+        Provider(
+            "new-api",
+            "proxy",
+            None,
+            "Authorization",
+            "Bearer",
+            "/{mode}",
+            _MODES,
+            callbacks=False,
+        ),
         Provider(
             "openai-hk",
             "proxy",
@@ -77,6 +100,7 @@ PROVIDERS: dict[str, Provider] = {
             "Bearer",
             "/{mode}",
             ("fast", "relax"),
+            callbacks=False,
         ),
         Provider(
             "zhongzhuan",
@@ -86,6 +110,7 @@ PROVIDERS: dict[str, Provider] = {
             "Bearer",
             "/{mode}",
             _MODES,
+            callbacks=False,
         ),
         Provider(
             "pro365",
@@ -95,6 +120,7 @@ PROVIDERS: dict[str, Provider] = {
             "Bearer",
             "/{mode}",
             _MODES,
+            callbacks=False,
         ),
         Provider(
             "ohmygpt",

@@ -170,7 +170,7 @@ class MidjourneySession:
         self._tracker = Tracker(
             list_tasks=self._list_for_tracker if self.dialect.supports_list else None,
             fetch=self._fetch_for_tracker,
-            interval=webhook.poll_interval if webhook else poll_interval,
+            interval=self._poll_interval_with(webhook, poll_interval),
             chunk_size=chunk_size,
             not_found_grace=not_found_grace,
             on_end=self._on_task_end,
@@ -187,6 +187,14 @@ class MidjourneySession:
         self.max_in_flight = max_in_flight
         self._submitted: dict[str, None] = {}
         self._open = False
+
+    def _poll_interval_with(self, webhook: WebhookConfig | None, poll_interval: float) -> float:
+        if webhook is None:
+            return poll_interval
+        if webhook.poll_interval is not None:
+            return webhook.poll_interval
+        # Callbacks make polling a slow safety net, where the provider sends them.
+        return 30.0 if self.provider.callbacks else poll_interval
 
     def __repr__(self) -> str:
         mode = f" mode={self.mode}" if self.mode else ""
@@ -206,6 +214,13 @@ class MidjourneySession:
                     await self._transport.close()
                     raise
                 self._webhook = receiver
+                if not self.provider.callbacks:
+                    logger.warning(
+                        "%s relays drop notifyHook unless their operator enabled it; "
+                        "polling goes on every %g s",
+                        self.provider.name,
+                        self._tracker.interval,
+                    )
             self._tracker.restart()
             self._open = True
         return self
@@ -511,6 +526,12 @@ class MidjourneySession:
     ) -> TaskHandle:
         """Describe an image: the finished task holds four prompts in ``final_prompt``."""
         data = as_data_url(image, allow_url=True)
+        if data.startswith("http") and not self.provider.describe_link:
+            raise InvalidRequestError(
+                f"{self.provider.name} describes an image sent as data, not a link: pass the "
+                "bytes or a file path (nothing was sent)",
+                code=None,
+            )
         body = (
             DescribeRequest(link=data, state=state)
             if data.startswith("http")
@@ -593,6 +614,8 @@ class MidjourneySession:
 
         ``extend_task_id`` with ``index`` (0-3) extends one video of an earlier task.
         """
+        if extend_task_id is None:
+            prompt = _need_text(prompt, "prompt")
         if image is None and extend_task_id is None:
             raise InvalidRequestError(
                 "video needs a first-frame image, or extend_task_id to extend one "

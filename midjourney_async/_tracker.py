@@ -25,6 +25,7 @@ from ._errors import (
     AuthenticationError,
     MidjourneyError,
     NotFoundError,
+    PermissionDeniedError,
     RateLimitError,
     TaskNotFound,
     UnsupportedOperation,
@@ -216,6 +217,10 @@ class Tracker:
 
     def force(self, st: TaskState, on_terminal: Callable[[], None]) -> None:
         """Watch ``st`` until it ends even with no waiter, then call ``on_terminal``."""
+        if st.done:
+            # Already over (trueai answers a Like with its finished parent's id).
+            on_terminal()
+            return
         st.forced = True
         st.on_terminal = on_terminal
         self._enlist(st)
@@ -417,7 +422,9 @@ class Tracker:
                     logger.warning("list-by-condition unavailable (%s); fetching one by one", exc)
                 self._list = None
                 return chunk
-            except AuthenticationError as exc:
+            except (AuthenticationError, PermissionDeniedError) as exc:
+                # A rejected or forbidden key (trueai's 403 "未登录") will not heal by
+                # itself: end the waits with it rather than let them time out.
                 for each in chunk:
                     self.fail(each, exc)
                 return []
@@ -451,8 +458,7 @@ class Tracker:
             except TaskNotFound as exc:
                 self._not_found(st, exc)
                 return
-            except AuthenticationError as exc:
-                # A rejected key will not heal by itself: end the wait with it.
+            except (AuthenticationError, PermissionDeniedError) as exc:
                 self.fail(st, exc)
                 return
             except MidjourneyError as exc:

@@ -44,7 +44,8 @@ class WebhookConfig:
     ``public_url`` is the address the provider can reach (e.g. behind a
     reverse proxy); by default it is ``http://host:port``. The secret token
     path is appended to it. ``poll_interval`` is the safety-net poll cadence
-    while webhooks are on.
+    while webhooks are on: 30 s by default, or the session's own interval for
+    new-api relays, which drop callbacks unless their operator enabled them.
 
     Example::
 
@@ -59,7 +60,7 @@ class WebhookConfig:
     trust_callbacks: bool = False
     max_body: int = 1024 * 1024
     max_pending_confirms: int = 1000
-    poll_interval: float = 30.0
+    poll_interval: float | None = None
 
 
 @dataclass

@@ -117,7 +117,7 @@ async def test_press_without_modal_input_raises_modal_required_then_modal_finish
         with pytest.raises(ModalRequired) as info:
             await child.wait(timeout=30)
         assert info.value.handle.id == child.id
-        finished = await mj.modal(child.id, prompt="a forest --zoom 1.5")
+        finished = await mj.modal(child.id, prompt="a forest --zoom 1.5 --ar 1:1")
         task = await finished.wait(timeout=30)
     assert finished.id == child.id
     assert task.status is TaskStatus.SUCCESS

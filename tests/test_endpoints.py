@@ -320,8 +320,8 @@ async def test_video_extend(server: RecordingServer, make_session: Any) -> None:
 async def test_video_with_end_image_bytes(server: RecordingServer, make_session: Any) -> None:
     server.add("POST", "/mj/submit/video", submit_ok(NEW))
     mj = await make_session()
-    await mj.video(image=PNG, end_image=JPEG)
-    assert server.last.json == {"image": PNG_URL, "endImage": JPEG_URL}
+    await mj.video("a bee", image=PNG, end_image=JPEG)
+    assert server.last.json == {"prompt": "a bee", "image": PNG_URL, "endImage": JPEG_URL}
 
 
 async def test_edits(server: RecordingServer, make_session: Any) -> None:

@@ -73,7 +73,7 @@ async def test_a_poll_during_the_modal_step_does_not_bring_modal_back() -> None:
         await up
         child = await up.press("Custom Zoom")
         emu.faults.add(FaultRule("submit/modal", "latency", latency=0.3))
-        done = await mj.modal(child.id, prompt="a desert --zoom 1.5")
+        done = await mj.modal(child.id, prompt="a desert --zoom 1.5 --ar 1:1")
         task = await done.wait(timeout=10)
         assert task.status is TaskStatus.SUCCESS
 

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import msgspec
 
-from .._errors import DecodeError, TaskNotFound
+from .._errors import DecodeError, HTTPStatusError, MidjourneyError, TaskNotFound
 from .._models import (
     SubmitResult,
     Task,
@@ -71,6 +71,30 @@ def _code_of(body: bytes) -> int | None:
     except DecodeError:
         return None
     return as_int(obj.get("code")) if isinstance(obj, dict) else None
+
+
+def _refusal(resp: HttpResponse) -> tuple[int | None, str] | None:
+    """The code and message of trueai's ``{success:false, code, message}`` shape."""
+    try:
+        obj = decode_any(resp.body)
+    except DecodeError:
+        return None
+    if not isinstance(obj, dict) or obj.get("success") is not False:
+        return None
+    message = resp.redact(str(obj.get("message") or obj.get("description") or ""))
+    return as_int(obj.get("code")), message
+
+
+def _refused_read(resp: HttpResponse, what: str) -> MidjourneyError:
+    """For a read whose body is not a task: trueai's refusal shape, else the decode error."""
+    refused = _refusal(resp)
+    if refused is None:
+        return DecodeError(f"{what}: the answer is not a task: {resp.text()}", body=resp.text())
+    return HTTPStatusError(
+        f"{what}: the server refused: {refused[1] or 'no message'}",
+        status=resp.status,
+        body=resp.text(),
+    )
 
 
 class ProxyDialect(Dialect):
@@ -171,7 +195,10 @@ class ProxyDialect(Dialect):
             raise status_error(resp, f"fetch {task_id}")
         if status != 200:
             raise status_error(resp, f"fetch {task_id}")
-        task = decode_task(resp.body)
+        try:
+            task = decode_task(resp.body)
+        except DecodeError:
+            raise _refused_read(resp, f"fetch {task_id}") from None
         if task is None:
             raise TaskNotFound(task_id)
         return task
@@ -184,7 +211,10 @@ class ProxyDialect(Dialect):
             return []
         if resp.status != 200:
             raise status_error(resp, "list-by-condition")
-        return decode_task_list(resp.body)
+        try:
+            return decode_task_list(resp.body)
+        except DecodeError:
+            raise _refused_read(resp, "list-by-condition") from None
 
     def image_seed(self, task_id: str) -> HttpRequest:
         return HttpRequest("GET", f"{self.root}/task/{_quote(task_id)}/image-seed", "read")
@@ -197,7 +227,8 @@ class ProxyDialect(Dialect):
             except DecodeError:
                 obj = None
         code = as_int(obj.get("code")) if isinstance(obj, dict) else None
-        if code == 3:
+        text = resp.body.decode("utf-8", "replace").lower()
+        if code == 3 or any(word in text for word in _NOT_FOUND_WORDS):
             raise TaskNotFound(task_id)
         if resp.status != 200 and code is None:
             raise status_error(resp, f"image-seed {task_id}")
