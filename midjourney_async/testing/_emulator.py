@@ -8,6 +8,7 @@ import logging
 import random
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
@@ -50,6 +51,8 @@ SPEEDS: Mapping[str, float] = {"realtime": 1.0, "demo": 10.0, "instant": 1000.0}
 
 _ALLOWED_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 _DEFAULT_RELAY_REFRESH = 15.0
+_RELAY_TIMEOUT_MS = 3600 * 1000.0
+"""new-api fails a task its upstream has not finished after this long (nominal ms)."""
 _MAX_BODY = 64 * 1024 * 1024
 
 
@@ -94,6 +97,9 @@ class Emulator:
         notify_hook_enabled: Deliver ``notifyHook`` callbacks. None = the profile's default
             (new-api relays strip notifyHook unless the operator enabled it).
         banned_words: Words that make a submit rejected as a banned prompt.
+        account_remix: The emulated account has remix on without auto-submit: Pan,
+            Variation and Reroll presses open a MODAL window (trueai answers code 21; new-api
+            relays create the MODAL task but answer code 1).
     """
 
     def __init__(
@@ -110,6 +116,7 @@ class Emulator:
         relay_refresh_interval: float | None = None,
         notify_hook_enabled: bool | None = None,
         banned_words: Iterable[str] = DEFAULT_BANNED_WORDS,
+        account_remix: bool = False,
     ) -> None:
         if host not in _ALLOWED_HOSTS:
             raise ValueError("the emulator only binds 127.0.0.1, ::1 or localhost")
@@ -121,6 +128,8 @@ class Emulator:
         self.speed = resolve_speed(speed)
         self.seed = seed
         self.api_key = api_key
+        self.account_remix = account_remix
+        """Remix on without auto-submit: Pan/Variation/Reroll presses open a MODAL window."""
         self.host = "127.0.0.1" if host == "localhost" else host
         self._port = port
         self.stats = EmulatorStats()
@@ -159,6 +168,7 @@ class Emulator:
         self._base_url: str | None = None
         self._waiters: list[asyncio.Future[None]] = []
         self._relay_dirty: set[EmuTask] = set()
+        self._relay_open: deque[EmuTask] = deque()
         self._relay_timer: asyncio.TimerHandle | None = None
         self._relay_last = 0.0
         self._wall0_ms = 0.0
@@ -301,14 +311,35 @@ class Emulator:
         return done
 
     def refresh_relay(self) -> int:
-        """new-api family: copy the live state of changed tasks into the relay cache now."""
+        """new-api family: copy the live state of changed tasks into the relay cache now.
+
+        Tasks still unfinished an hour (emulated) after their submit become FAILURE
+        "上游任务超时（超过1小时）" in the relay's view, as new-api's poller does it.
+        """
+        self._expire_relay()
         dirty, self._relay_dirty = self._relay_dirty, set()
-        base = self.base_url
+        base, profile = self.base_url, self.profile_info
         for task in dirty:
             if task.id in self.tasks:
-                task.extra["relay_json"] = _http.encode(relay_dict(task, base, refreshed=True))
+                task.extra["relay_json"] = _http.encode(
+                    relay_dict(task, base, profile, refreshed=True)
+                )
         self._relay_last = self._engine.now()
         return len(dirty)
+
+    def _expire_relay(self) -> None:
+        """new-api family: time out the tasks submitted over an hour ago and not finished."""
+        pending = self._relay_open
+        if not pending:
+            return
+        oldest_ok = self.now_ms() - _RELAY_TIMEOUT_MS / self.speed
+        while pending and pending[0].submit_time <= oldest_ok:
+            task = pending.popleft()
+            if task.terminal or self.tasks.get(task.id) is not task:
+                continue
+            task.extra["relay_timeout"] = True
+            task.extra.pop("json", None)
+            self._relay_dirty.add(task)
 
     @property
     def relay_refresh_interval(self) -> float:
@@ -488,9 +519,10 @@ class Emulator:
             self.stats.submits_by_custom_id[custom_id] += 1
         if self.profile_info.relay_cache:
             task.extra["relay_json"] = _http.encode(
-                relay_dict(task, self.base_url, refreshed=False)
+                relay_dict(task, self.base_url, self.profile_info, refreshed=False)
             )
             self._relay_dirty.add(task)
+            self._relay_open.append(task)
         if status == MODAL:
             self._changed(task, NOT_START)
         return task
@@ -527,7 +559,7 @@ class Emulator:
         if cached is None:
             family = self.profile_info.family
             if family == "new-api":
-                obj = relay_dict(task, self.base_url, refreshed=True)
+                obj = relay_dict(task, self.base_url, self.profile_info, refreshed=True)
             elif family == "ohmygpt":
                 obj = ohmygpt_dict(task)
             else:
@@ -541,6 +573,8 @@ class Emulator:
         if self.profile_info.relay_cache and self.relay_refresh_interval != 0:
             relay: bytes = task.extra["relay_json"]
             return relay
+        if self.profile_info.relay_cache:
+            self._expire_relay()  # no cache: the relay's hour is checked on every read
         return self.live_json(task)
 
     def task_image(self, task: EmuTask) -> tuple[bytes, str] | None:

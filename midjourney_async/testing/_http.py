@@ -145,11 +145,22 @@ def status_fault(profile: Profile, status: int, path: str, message: str | None) 
             return ohmygpt_envelope(status, text, None, status)
 
 
-def rate_limited(profile: Profile, retry_after: float) -> Reply:
-    """A 429 with ``Retry-After``; Java and trueai rate limiters send no body."""
+RELAY_SATURATED = "当前分组上游负载已饱和，请稍后再试"
+"""new-api's wording for its code 30 (group/channel saturated)."""
+
+
+def rate_limited(profile: Profile, retry_after: float, message: str | None = None) -> Reply:
+    """A 429 with ``Retry-After``; Java and trueai rate limiters send no body.
+
+    new-api answers its code 30 (group/channel saturated) as HTTP 429 with its
+    ``upstream_error`` shape.
+    """
     header = str(int(retry_after)) if float(retry_after).is_integer() else f"{retry_after:g}"
     if profile.family == "new-api":
-        reply = relay_error("当前分组上游负载已饱和，请稍后再试", 429)
+        reply = json_reply(
+            {"code": 30, "description": message or RELAY_SATURATED, "type": "upstream_error"},
+            429,
+        )
     elif profile.family == "ohmygpt":
         reply = ohmygpt_envelope(429, "Too Many Requests", None, 429)
     else:
@@ -173,7 +184,10 @@ def check_auth(profile: Profile, headers: Mapping[str, str], api_key: str) -> Re
                 token = headers.get("Mj-Api-Secret")
             if token == api_key:
                 return None
-            return text_reply("Authorization header missing.", 401)
+            if token is None or not token.strip():
+                return text_reply("Authorization header missing.", 401)
+            # A token that matches no user: the request runs as nobody.
+            return text_reply("未登录", 403)
         case "new-api":
             return _relay_auth(profile, headers, api_key)
         case _:

@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--queue-size", type=_optional_int, default=10, help="jobs waiting (none = unlimited)"
     )
     parser.add_argument("--notify-hook", choices=["on", "off", "default"], default="default")
+    parser.add_argument(
+        "--account-remix",
+        action="store_true",
+        help="the account has remix on without auto-submit (Pan/Vary/Reroll open a MODAL)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log emulator activity")
     return parser
 
@@ -60,6 +65,7 @@ async def serve(args: argparse.Namespace) -> None:
         concurrency=args.concurrency,
         queue_size=args.queue_size,
         notify_hook_enabled=hook,
+        account_remix=args.account_remix,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

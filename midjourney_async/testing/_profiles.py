@@ -32,6 +32,10 @@ class Profile:
         relay_cache: Fetch and list-by-condition answer from a cache refreshed on a cadence.
         accepts_mj_api_secret: new-api family: ``Mj-Api-Secret`` is accepted even when an
             ``Authorization`` header is present.
+        relay_rewrites_image_url: new-api family: ``imageUrl`` is rewritten to the relay's own
+            ``/mj/image/{id}`` route (plain new-api); otherwise the upstream URL is kept.
+        relay_drops_image_urls: new-api family: the task DTO has no ``imageUrls`` (plain
+            new-api); otherwise ``imageUrls`` is kept as the upstream sent it.
     """
 
     name: str
@@ -43,6 +47,8 @@ class Profile:
     notify_hook_default: bool = True
     relay_cache: bool = False
     accepts_mj_api_secret: bool = False
+    relay_rewrites_image_url: bool = True
+    relay_drops_image_urls: bool = True
 
     @property
     def is_relay(self) -> bool:
@@ -93,8 +99,17 @@ PROFILES: Mapping[str, Profile] = types.MappingProxyType(
             accepts_mj_api_secret=True,
             queue_full_code=9,
             queue_full_description=_T_QUEUE_FULL,
+            relay_rewrites_image_url=False,
+            relay_drops_image_urls=False,
         ),
-        "zhongzhuan": dataclasses.replace(_NEW_API, name="zhongzhuan"),
+        # zhongzhuan's and openai-hk's own fetch samples keep the upstream imageUrl and the
+        # imageUrls list (seed 001/002, tests/samples/proxy-fetch-edits-success.json).
+        "zhongzhuan": dataclasses.replace(
+            _NEW_API,
+            name="zhongzhuan",
+            relay_rewrites_image_url=False,
+            relay_drops_image_urls=False,
+        ),
         "pro365": dataclasses.replace(_NEW_API, name="pro365"),
         "ohmygpt": Profile(
             name="ohmygpt",

@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 _BLEND_ERRORS = {"base64Array": "base64List参数错误", "dimensions": "dimensions参数错误"}
 _GRID_PARENTS = frozenset({"IMAGINE", "VARIATION", "REROLL", "BLEND", "ZOOM", "PAN"})
 _SIMPLE_CHANGE = re.compile(r"^(\S+)\s+(U[1-4]|V[1-4]|R)$", re.IGNORECASE)
+_ZOOM = re.compile(r"--zoom\s+(\d+(?:\.\d+)?)(?!\S)")
+_HAS_AR = re.compile(r"--(?:ar|aspect)\s+\d+:\d+")
+_REMIX_KINDS = frozenset({"variation", "low_variation", "high_variation", "pan", "reroll"})
+# new-api rewrites the MODAL answer (code 21) to 1 except for these two windows.
+_RELAY_KEEPS_21 = frozenset({"inpaint", "custom_zoom"})
 
 
 class ProxyApi(ProxyBase):
@@ -40,14 +45,24 @@ class ProxyApi(ProxyBase):
             ("POST", "submit/blend"): ("submit/blend", self.blend),
             ("POST", "submit/describe"): ("submit/describe", self.describe),
             ("POST", "submit/shorten"): ("submit/shorten", self.shorten),
-            ("POST", "submit/change"): ("submit/change", self.change),
-            ("POST", "submit/simple-change"): ("submit/simple-change", self.simple_change),
-            ("POST", "submit/upload-discord-images"): ("submit/upload-discord-images", self.upload),
-            ("POST", "submit/video"): ("submit/video", self.video),
-            ("POST", "submit/edits"): ("submit/edits", self.edits),
             ("POST", "insight-face/swap"): ("insight-face/swap", self.swap),
             ("POST", "task/list-by-condition"): ("task/list-by-condition", self.list_by_condition),
         }
+        if self.family != "trueai":
+            # trueai v10+ (the profile models HEAD) removed /change and /simple-change.
+            self._static[("POST", "submit/change")] = ("submit/change", self.change)
+            self._static[("POST", "submit/simple-change")] = (
+                "submit/simple-change",
+                self.simple_change,
+            )
+        if self.family != "java":
+            # The open Java proxy has none of these; Spring answers 404 for them.
+            self._static[("POST", "submit/upload-discord-images")] = (
+                "submit/upload-discord-images",
+                self.upload,
+            )
+            self._static[("POST", "submit/video")] = ("submit/video", self.video)
+            self._static[("POST", "submit/edits")] = ("submit/edits", self.edits)
         if self.family == "trueai":
             self._static[("POST", "submit/edit")] = ("submit/edits", self.edits)
             self._static[("POST", "task/list-by-ids")] = (
@@ -135,12 +150,14 @@ class ProxyApi(ProxyBase):
             return self.error(4, f"customId无效: {custom_id}")
         if click.kind == "bookmark":
             return self.envelope(1, "Success", parent.id, self._base_properties())
-        remix = body.get("enableRemix") is True and click.kind in {
-            "variation", "low_variation", "high_variation", "pan", "reroll"
-        }
-        modal = click.kind in {"inpaint", "custom_zoom"} or (
-            self.family == "trueai"
-            and (remix or click.kind in {"pic_reader", "prompt_analyzer"})
+        if self.family == "trueai" and click.kind == "pic_reader" and click.index == 0:
+            return self._pic_reader_all(call, body, parent, custom_id)
+        remix = click.kind in _REMIX_KINDS and (
+            self.emu.account_remix
+            or (body.get("enableRemix") is True and self.family != "java")
+        )
+        modal = click.kind in {"inpaint", "custom_zoom"} or remix or (
+            self.family == "trueai" and click.kind in {"pic_reader", "prompt_analyzer"}
         )
         kwargs = click_task_kwargs(self.emu, parent, click, custom_id, call.mode)
         kwargs.update(state=self._state(body), notify_hook=self._hook(body))
@@ -151,8 +168,33 @@ class ProxyApi(ProxyBase):
             task.properties["remix"] = True
             props = self._base_properties()
             props.update(finalPrompt=task.final_prompt, remix=True)
-            return self.envelope(21, "Waiting for window confirm", task.id, props)
+            code = 21
+            if self.family == "new-api" and click.kind not in _RELAY_KEEPS_21:
+                code = 1  # MODAL shows only in the task status
+            return self.envelope(code, "Waiting for window confirm", task.id, props)
         return self._submit(**kwargs)
+
+    def _pic_reader_all(
+        self, call: Call, body: dict[str, Any], parent: EmuTask, custom_id: str
+    ) -> Reply:
+        """trueai's ``MJ::Job::PicReader::all``: four imagines, ids joined by commas."""
+        if not self.emu.can_admit():
+            return self.queue_full()
+        ids: list[str] = []
+        first_queued = False
+        for index in range(1, 5):
+            if not self.emu.can_admit():
+                break
+            kwargs = click_task_kwargs(
+                self.emu, parent, Click("pic_reader", index), custom_id, call.mode
+            )
+            kwargs.update(state=self._state(body), notify_hook=self._hook(body))
+            task = self.emu.create_task(**kwargs)
+            admission, _ = self.emu.admit(task)
+            first_queued = first_queued or (not ids and admission == "queued")
+            ids.append(task.id)
+        code = 22 if first_queued else 1
+        return self.envelope(code, "Submit success", ",".join(ids), self._base_properties())
 
     async def modal(self, call: Call) -> Reply:
         """POST /mj/submit/modal: confirm a task waiting in MODAL."""
@@ -172,6 +214,9 @@ class ProxyApi(ProxyBase):
             if not isinstance(mask, str) or decode_data_url(mask) is None:
                 return self.error(4, "maskBase64不能为空")
         prompt = self._prompt(body) or task.final_prompt or task.prompt
+        if task.modal_kind == "custom_zoom" and not _custom_zoom_ok(prompt):
+            # Plus docs: the Custom Zoom prompt must carry --zoom (1-2) and --ar.
+            return self.error(4, "prompt参数错误: 自定义变焦需要 --zoom (1-2) 和 --ar 参数")
         refused = self.banned(prompt)
         if refused is not None:
             return refused
@@ -201,7 +246,9 @@ class ProxyApi(ProxyBase):
         body = self._body(call)
         if isinstance(body, Reply):
             return body
-        image_url, key = self._image_input(body.get("base64"), body.get("link"))
+        # The open Java proxy takes base64 only; trueai and new-api also take a link.
+        link = body.get("link") if self.family != "java" else None
+        image_url, key = self._image_input(body.get("base64"), link)
         if image_url is None:
             return self.error(4, "base64不能为空")
         return self._submit(
@@ -304,7 +351,7 @@ class ProxyApi(ProxyBase):
         image = body.get("image")
         frame_url: str | None = None
         if isinstance(image, str) and image:
-            frame_url, _ = self._image_input(image, image)
+            frame_url, _ = self._image_input(image, data_may_be_url=True)
             if frame_url is None:
                 return self.error(4, "image参数错误")
         return self._prompt_submit(
@@ -318,7 +365,11 @@ class ProxyApi(ProxyBase):
             return parsed
         body, prompt = parsed
         image = body.get("image")
-        url, key = self._image_input(image, image) if isinstance(image, str) else (None, "")
+        url, key = (
+            self._image_input(image, data_may_be_url=True)
+            if isinstance(image, str)
+            else (None, "")
+        )
         if url is None:
             return self.error(4, "image不能为空")
         refused = self._screen(prompt)
@@ -437,3 +488,9 @@ class ProxyApi(ProxyBase):
         data, content_type = found
         return Reply(200, data, content_type)
 
+
+
+def _custom_zoom_ok(prompt: str) -> bool:
+    """Whether a Custom Zoom prompt has ``--zoom`` between 1 and 2 and an ``--ar``."""
+    m = _ZOOM.search(prompt)
+    return m is not None and 1.0 <= float(m.group(1)) <= 2.0 and bool(_HAS_AR.search(prompt))

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 _AR = re.compile(r"--(?:ar|aspect)\s+(\d+):(\d+)")
 _MODE_FLAGS = (("--relax", "RELAX"), ("--turbo", "TURBO"), ("--fast", "FAST"))
 _KEYCAP = re.compile(r"^\d\ufe0f?\u20e3\s*")
+_HTTP = ("http://", "https://")
 _BLEND_DIMENSIONS = {"PORTRAIT": (2, 3), "SQUARE": (1, 1), "LANDSCAPE": (3, 2)}
 
 BlendFault = Literal["base64Array", "dimensions"]
@@ -325,14 +326,23 @@ class ProxyBase:
             task.extra.update(extra)
         return self.accepted(task)
 
-    def _image_input(self, data: Any, link: Any = None) -> tuple[str | None, str]:
-        if isinstance(data, str) and data:
+    def _image_input(
+        self, data: Any, link: Any = None, *, data_may_be_url: bool = False
+    ) -> tuple[str | None, str]:
+        """The served URL and a content key of an image given as base64 or an http(s) link.
+
+        ``data_may_be_url``: the same field takes a URL, a data URL or bare base64 (edits,
+        video); otherwise ``data`` must be base64 and ``link`` is the separate URL field.
+        """
+        if data_may_be_url and isinstance(data, str) and data.startswith(_HTTP):
+            link = data
+        elif isinstance(data, str) and data:
             decoded = decode_data_url(data)
             if decoded is None:
                 return None, ""
             url = self.emu.store_upload(decoded[1], decoded[0])
             return url, hashlib.sha256(decoded[1]).hexdigest()[:16]
-        if isinstance(link, str) and link.startswith(("http://", "https://")):
+        if isinstance(link, str) and link.startswith(_HTTP):
             return link, hashlib.sha256(link.encode()).hexdigest()[:16]
         return None, ""
 

@@ -81,11 +81,18 @@ def proxy_dict(task: EmuTask, profile: Profile, instance_id: str) -> dict[str, A
     return out
 
 
-def relay_dict(task: EmuTask, base_url: str, *, refreshed: bool) -> dict[str, Any]:
+RELAY_TIMEOUT_REASON = "上游任务超时（超过1小时）"
+"""new-api's failReason for a task its upstream did not finish within an hour."""
+
+
+def relay_dict(
+    task: EmuTask, base_url: str, profile: Profile, *, refreshed: bool
+) -> dict[str, Any]:
     """Task JSON as a new-api relay serves it from its database.
 
     ``refreshed=False`` is the row as inserted at submit time, before the relay's first
-    poll of the upstream: status and progress are still empty strings.
+    poll of the upstream: status and progress are still empty strings. A task the relay gave
+    up on after an hour (``task.extra["relay_timeout"]``) reads FAILURE from then on.
     """
     out: dict[str, Any] = {
         "id": task.id,
@@ -100,6 +107,7 @@ def relay_dict(task: EmuTask, base_url: str, *, refreshed: bool) -> dict[str, An
         "startTime": 0,
         "finishTime": 0,
         "imageUrl": "",
+        **({} if profile.relay_drops_image_urls else {"imageUrls": None}),
         "videoUrl": "",
         "videoUrls": None,
         "status": "",
@@ -111,21 +119,29 @@ def relay_dict(task: EmuTask, base_url: str, *, refreshed: bool) -> dict[str, An
     }
     if not refreshed:
         return out
+    timed_out = task.extra.get("relay_timeout")
+    status = FAILURE if timed_out else task.status
     out["promptEn"] = task.prompt_en
     out["startTime"] = task.start_time or 0
     out["finishTime"] = task.finish_time or 0
-    out["status"] = task.status
-    out["progress"] = "100%" if task.status == FAILURE else (task.progress or "")
-    out["failReason"] = task.fail_reason or ""
+    out["status"] = status
+    out["progress"] = "100%" if status == FAILURE else (task.progress or "")
+    out["failReason"] = RELAY_TIMEOUT_REASON if timed_out else (task.fail_reason or "")
     if task.image_url:
-        # new-api rewrites upstream image URLs to its own proxy route, cache-busted until done.
-        url = f"{base_url}/mj/image/{task.id}"
-        out["imageUrl"] = url if task.status == SUCCESS else f"{url}?rand={task.version}"
+        if profile.relay_rewrites_image_url:
+            # new-api rewrites upstream image URLs to its own proxy route, cache-busted
+            # until done.
+            url = f"{base_url}/mj/image/{task.id}"
+            out["imageUrl"] = url if status == SUCCESS else f"{url}?rand={task.version}"
+        else:
+            out["imageUrl"] = task.image_url
+    if task.image_urls and not profile.relay_drops_image_urls:
+        out["imageUrls"] = [{"url": u} for u in task.image_urls]
     if task.video_urls:
         out["videoUrls"] = [{"url": u} for u in task.video_urls]
-    if task.status == SUCCESS:
+    if status == SUCCESS:
         out["buttons"] = [b.to_json() for b in task.buttons]
-    if task.status != NOT_START:
+    if status != NOT_START:
         out["properties"] = {"finalPrompt": task.final_prompt, "finalZhPrompt": ""}
     return out
 

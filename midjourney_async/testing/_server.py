@@ -75,7 +75,7 @@ class HttpFront:
             return _http.Reply(fault.status, fault.body)
         match fault.kind:
             case "429":
-                return _http.rate_limited(self.profile, fault.retry_after)
+                return _http.rate_limited(self.profile, fault.retry_after, fault.message)
             case "trueai_error_shape":
                 return _http.trueai_error(fault.message or "今日绘图次数已达上限，请明天再试")
             case "malformed" | "truncated":

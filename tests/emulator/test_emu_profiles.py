@@ -88,10 +88,14 @@ async def test_trueai_reads_authorization_verbatim(wire: WireFactory) -> None:
                             headers={"Authorization": "other", "Mj-Api-Secret": "tok"})
     missing = await w.call("POST", "/mj/submit/imagine", json_body=body, auth=False)
     assert ok.status == 200 and fallback.status == 200
-    for refused in (bearer, shadowed, missing):
-        assert refused.status == 401
-        assert refused.text == "Authorization header missing."
+    # A token that matches no user is 403 "未登录"; no token at all is 401.
+    for refused in (bearer, shadowed):
+        assert refused.status == 403
+        assert refused.text == "未登录"
         assert refused.headers["Content-Type"].startswith("text/plain")
+    assert missing.status == 401
+    assert missing.text == "Authorization header missing."
+    assert missing.headers["Content-Type"].startswith("text/plain")
 
 
 @pytest.mark.parametrize(
@@ -143,13 +147,15 @@ async def test_trueai_custom_zoom_goes_through_modal(wire: WireFactory) -> None:
     await w.emu.complete_all()
     assert (await w.task(modal_id))["status"] == "MODAL"  # waits for /submit/modal forever
 
-    confirmed = (await w.submit("modal", taskId=modal_id, prompt="lighthouse --zoom 1.8")).json()
+    confirmed = (
+        await w.submit("modal", taskId=modal_id, prompt="lighthouse --ar 3:2 --zoom 1.8")
+    ).json()
     assert confirmed["code"] == 1
     assert confirmed["result"] == modal_id
     done = await w.finished(modal_id)
     assert done["status"] == "SUCCESS"
     assert done["action"] == "ZOOM"
-    assert done["prompt"] == "lighthouse --zoom 1.8"
+    assert done["prompt"] == "lighthouse --ar 3:2 --zoom 1.8"
 
 
 async def test_trueai_vary_region_modal_needs_a_mask(wire: WireFactory) -> None:
