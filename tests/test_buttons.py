@@ -159,3 +159,22 @@ async def test_new_api_relay_keeps_inpaint_modal() -> None:
         task = await region.wait(timeout=30)
     assert task.status is TaskStatus.SUCCESS
     assert emu.stats.requests["submit/modal"] == 1
+
+
+@pytest.mark.parametrize("profile", ["trueai", "new-api"])
+async def test_remix_press_with_a_prompt_answers_the_modal_window(profile: str) -> None:
+    async with (
+        Emulator(profile=profile, account_remix=True, relay_refresh_interval=0.01) as emu,
+        MidjourneySession(emu.base_url, emu.api_key, provider=profile, poll_interval=0.01) as mj,
+    ):
+        grid = await mj.imagine("a lighthouse")
+        child = await grid.variation(2, prompt="a lighthouse in a storm")
+        task = await child.wait(timeout=30)
+        without = await grid.variation(3)
+        with pytest.raises(ModalRequired):
+            await without.wait(timeout=30)
+    assert task.status is TaskStatus.SUCCESS
+    assert emu.stats.requests["submit/modal"] == 1
+    assert "storm" in (emu.tasks[child.id].final_prompt or "")
+    # trueai says "modal" in the submit code (21); new-api only in the task's status.
+    assert emu.stats.submits_by_code[21] == (2 if profile == "trueai" else 0)
