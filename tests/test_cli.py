@@ -136,3 +136,30 @@ async def test_emulator_command_serves_until_terminated() -> None:
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 30)
+
+
+async def test_ctrl_c_prints_the_running_ids_and_how_to_resume() -> None:
+    import signal
+
+    async with Emulator(speed="instant") as emu:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MJ_")}
+        env.update(MJ_BASE_URL=emu.base_url, MJ_API_KEY=emu.api_key)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "midjourney_async", "imagine", "hold --emu-hang",
+            "--plain", "--poll-interval", "0.05",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        )
+        assert proc.stderr is not None
+        seen = b""
+        while b"IN_PROGRESS" not in seen:  # the wait is under way
+            line = await asyncio.wait_for(proc.stderr.readline(), 30)
+            assert line, seen.decode()
+            seen += line
+        proc.send_signal(signal.SIGINT)
+        rest = await asyncio.wait_for(proc.stderr.read(), 30)
+        code = await asyncio.wait_for(proc.wait(), 30)
+        [task_id] = list(emu.tasks)
+    text = (seen + rest).decode()
+    assert code == 130
+    assert f"midjourney-async wait {task_id}" in text
+    assert "Traceback" not in text
