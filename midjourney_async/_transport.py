@@ -297,13 +297,17 @@ class Transport:
         policy = retry or self.retry
         attempt = 0
         first_error: list[MidjourneyError] = []
+        deadline = time.monotonic() + policy.max_time
 
         async def once() -> T:
             nonlocal attempt
             if first_error:
                 raise first_error.pop()  # backoff's first try replays the real first failure
             attempt += 1
-            resp = await self.send(req, attempt)
+            # A retry gets no more than what is left of max_time, so a slow last
+            # attempt cannot run a whole request timeout past it.
+            left = deadline - time.monotonic() if attempt > 1 else self.timeout
+            resp = await self.send(req, attempt, timeout=max(left, 0.001))
             try:
                 return parse(resp)
             except DecodeError as exc:
@@ -350,10 +354,19 @@ class Transport:
         )(once)
         return await retrying()
 
-    async def send(self, req: HttpRequest, attempt: int = 1) -> HttpResponse:
-        """Send one request, no retries; aiohttp failures become TransportErrors."""
+    async def send(
+        self, req: HttpRequest, attempt: int = 1, *, timeout: float | None = None
+    ) -> HttpResponse:
+        """Send one request, no retries; aiohttp failures become TransportErrors.
+
+        ``timeout`` shortens the session's request timeout for this request.
+        """
         url = self.base_url + req.path
         kwargs: dict[str, Any] = {}
+        limit = self.timeout
+        if timeout is not None and timeout < self.timeout:
+            limit = timeout
+            kwargs["timeout"] = aiohttp.ClientTimeout(total=limit, sock_connect=min(limit, 10.0))
         if req.json is not None:
             kwargs["data"] = aiohttp.payload.BytesPayload(req.json, content_type=_JSON)
         elif req.form is not None:
@@ -379,7 +392,7 @@ class Transport:
             ) from exc
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise RequestTimeout(
-                f"{req.method} {req.path}: no answer within {self.timeout:g} s; "
+                f"{req.method} {req.path}: no answer within {limit:.3g} s; "
                 "the server may have received the request",
                 method=req.method,
                 path=req.path,

@@ -22,6 +22,7 @@ from midjourney_async import (
     ModalRequired,
     NotFoundError,
     QueueFullError,
+    RequestTimeout,
     RetryPolicy,
     SessionClosed,
     Task,
@@ -294,3 +295,17 @@ async def test_remix_modal_shown_only_by_status_is_answered_by_wait(
     assert task.status is TaskStatus.SUCCESS
     [sent] = server.calls("POST", "/mj/submit/modal")
     assert sent.json == {"taskId": "2", "prompt": "a remixed prompt"}
+
+
+async def test_a_retry_never_runs_a_whole_request_timeout_past_max_time(
+    server: RecordingServer,
+) -> None:
+    server.add("GET", "/mj/task/1/fetch", Reply(status=503), Reply(hang=30))
+    policy = RetryPolicy(max_tries=3, max_time=0.5, wait_scale=0.0)
+    async with MidjourneySession(server.url, KEY, timeout=20, retry=policy) as mj:
+        with pytest.raises(RequestTimeout) as info:
+            await mj.fetch("1")
+    # The retries got what was left of the 0.5 s, not the 20 s request timeout.
+    limit = float(str(info.value).split("no answer within ")[1].split(" s")[0])
+    assert limit <= 0.5
+    assert 2 <= len(server.calls("GET", "/mj/task/1/fetch")) <= policy.max_tries
