@@ -68,6 +68,7 @@ class TaskState:
         "forced",
         "id",
         "left_modal",
+        "listeners",
         "misses",
         "not_found",
         "not_found_at",
@@ -92,6 +93,8 @@ class TaskState:
         self.on_terminal: Callable[[], None] | None = None
         # Set once a modal step was accepted: a late MODAL snapshot is stale then.
         self.left_modal = False
+        # Events of waits on many tasks at once (wait_all), set when this one settles.
+        self.listeners: list[asyncio.Event] | None = None
         self._event: asyncio.Event | None = None
         self._settled: asyncio.Event | None = None
 
@@ -117,7 +120,7 @@ class TaskState:
 
     def wake(self) -> None:
         """Wake every waiter whatever changed (the session is closing)."""
-        for event in (self._event, self._settled):
+        for event in (self._event, self._settled, *(self.listeners or ())):
             if event is not None:
                 event.set()
         self._event = self._settled = None
@@ -126,11 +129,14 @@ class TaskState:
         event, self._event = self._event, None
         if event is not None:
             event.set()
-        if self._settled is not None and (
+        if (self._settled is not None or self.listeners) and (
             self.done or (self.task is not None and self.task.status == TaskStatus.MODAL)
         ):
             settled, self._settled = self._settled, None
-            settled.set()
+            if settled is not None:
+                settled.set()
+            for listener in self.listeners or ():
+                listener.set()
 
 
 @dataclass

@@ -244,3 +244,24 @@ async def test_refresh_and_reattach_by_id() -> None:
         task = await again.refresh()
         assert task.status is TaskStatus.SUCCESS
         assert (await again).id == handle.id
+
+
+async def test_wait_all_raises_the_first_error_and_leaves_nothing_behind() -> None:
+    async with pair(emulator={"concurrency": None, "queue_size": None}) as (emu, mj):
+        emu.rules.fail("bad", reason="Emulated failure")
+        emu.rules.never_finish("hang")
+        good = [await mj.imagine(f"good {i}") for i in range(3)]
+        bad = await mj.imagine("bad one")
+        hung = await mj.imagine("hang on")
+        with pytest.raises(TaskFailed) as failed:
+            await mj.wait_all([*good, bad], timeout=30)
+        assert failed.value.task.id == bad.id
+        with pytest.raises(TaskTimeout) as timed_out:
+            await mj.wait_all([*good, hung], timeout=0.3)
+        assert timed_out.value.task_id == hung.id
+        tasks = await mj.wait_all(good, timeout=30)
+        assert [t.id for t in tasks] == [h.id for h in good]
+        for handle in (*good, bad, hung):
+            assert not handle._state.listeners
+            assert handle._state.waiters == 0
+        assert hung.id not in mj._tracker._watched
