@@ -299,11 +299,16 @@ class SessionClosed(MidjourneyError):
     The task goes on on the server: wait on it again from an open session.
     """
 
-    def __init__(self, task_id: str) -> None:
-        super().__init__(
-            f"the session was closed while waiting for task {task_id}; the task goes on on "
-            "the server: wait on it again from an open session"
-        )
+    def __init__(self, task_id: str | None) -> None:
+        if task_id is None:
+            message = "the session was closed while a submit waited for an in-flight slot; "
+            message += "nothing was sent"
+        else:
+            message = (
+                f"the session was closed while waiting for task {task_id}; the task goes on "
+                "on the server: wait on it again from an open session"
+            )
+        super().__init__(message)
         self.task_id = task_id
 
 

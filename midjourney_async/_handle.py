@@ -13,9 +13,12 @@ import anyio
 
 from ._errors import (
     ButtonNotFound,
+    ConnectError,
+    HTTPStatusError,
     InvalidRequestError,
     ModalRequired,
     SessionClosed,
+    SubmitRejected,
     TaskFailed,
     TaskTimeout,
 )
@@ -74,7 +77,15 @@ class TaskHandle:
     nobody waits on costs no requests.
     """
 
-    __slots__ = ("_expired", "_modal_answer", "_session", "_state", "submit_code", "task_ids")
+    __slots__ = (
+        "_expired",
+        "_follow",
+        "_modal_answer",
+        "_session",
+        "_state",
+        "submit_code",
+        "task_ids",
+    )
 
     def __init__(
         self,
@@ -95,6 +106,8 @@ class TaskHandle:
         # Set by as_completed when this handle's deadline passed there: the next
         # wait() without a timeout reports that at once.
         self._expired: float | None = None
+        # The task a modal step answered from wait() turned into, when it got a new id.
+        self._follow: TaskHandle | None = None
 
     def __repr__(self) -> str:
         task = self._state.task
@@ -132,6 +145,8 @@ class TaskHandle:
         after ``timeout`` seconds (default: the session's ``wait_timeout``).
         The task goes on on the server after a timeout; wait again any time.
         """
+        if self._follow is not None:
+            return await self._follow.wait(timeout)
         limit = self._session.wait_timeout if timeout is None else timeout
         reported = limit
         if timeout is None and self._expired is not None:
@@ -148,6 +163,7 @@ class TaskHandle:
                         if task.status == TaskStatus.MODAL and self._modal_answer is not None:
                             follow = await self._answer_modal()
                             if follow.id != self.id:
+                                self._follow = follow
                                 return await follow.wait(limit)
                             continue
                         done = _check(task, self)
@@ -161,6 +177,9 @@ class TaskHandle:
         except TimeoutError as exc:
             if isinstance(exc, TaskTimeout):
                 raise
+            if self._follow is not None:
+                follow = self._follow
+                raise TaskTimeout(follow.id, reported, follow.task) from None
             raise TaskTimeout(self.id, reported, state.task) from None
         finally:
             tracker.unwatch(state)
@@ -168,8 +187,17 @@ class TaskHandle:
     async def _answer_modal(self) -> TaskHandle:
         assert self._modal_answer is not None
         prompt, mask = self._modal_answer
+        try:
+            follow = await self._session.modal(self.id, prompt=prompt, mask_base64=mask)
+        except (SubmitRejected, HTTPStatusError, ConnectError, SessionClosed):
+            # Provably not accepted: the next wait() answers the window again.
+            raise
+        except BaseException:
+            # It may have been accepted: never send the paid step twice.
+            self._modal_answer = None
+            raise
         self._modal_answer = None
-        return await self._session.modal(self.id, prompt=prompt, mask_base64=mask)
+        return follow
 
     async def updates(self) -> AsyncIterator[Task]:
         """Yield a snapshot at each change of status or progress, ending at a terminal one.
@@ -182,6 +210,10 @@ class TaskHandle:
         The last snapshot may be a FAILURE: the iterator does not raise for it.
         A task the server forgets raises :class:`TaskNotFound`.
         """
+        if self._follow is not None:
+            async for snapshot in self._follow.updates():
+                yield snapshot
+            return
         state = self._state
         tracker = self._session._tracker
         tracker.watch(state)

@@ -34,7 +34,12 @@ async def as_completed(
     tasks = [asyncio.ensure_future(watch(h)) for h in items]
     try:
         for _ in items:
-            yield await queue.get()
+            handle = await queue.get()
+            try:
+                yield handle
+            finally:
+                # The deadline note is for the await right after the yield only.
+                handle._expired = None
     finally:
         for t in tasks:
             t.cancel()

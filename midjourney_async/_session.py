@@ -8,7 +8,7 @@ import logging
 import os
 import ssl as _ssl
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +23,7 @@ from ._errors import (
     ConfigurationError,
     InvalidRequestError,
     MidjourneyError,
+    SessionClosed,
     TaskNotFound,
 )
 from ._grid import write_tiles
@@ -186,6 +187,7 @@ class MidjourneySession:
         self._slots = asyncio.Semaphore(max_in_flight) if max_in_flight else None
         self.max_in_flight = max_in_flight
         self._submitted: dict[str, None] = {}
+        self._closing = asyncio.Event()
         self._open = False
 
     def _poll_interval_with(self, webhook: WebhookConfig | None, poll_interval: float) -> float:
@@ -222,12 +224,14 @@ class MidjourneySession:
                         self._tracker.interval,
                     )
             self._tracker.restart()
+            self._closing.clear()
             self._open = True
         return self
 
     async def close(self) -> None:
         """Stop the poller and the receiver and close the HTTP session."""
         self._open = False
+        self._closing.set()
         # Callbacks first: a late confirm must not touch a closed tracker or journal.
         if self._webhook is not None:
             await self._webhook.stop()
@@ -283,20 +287,20 @@ class MidjourneySession:
         continues: str | None = None,
     ) -> TaskHandle:
         """Submit, journal and track one task. ``continues`` names the MODAL task a
-        modal step answers: if it still holds an in-flight slot, the step reuses it."""
-        slots = self._slots
-        parent = self._tracker.states.get(continues) if continues else None
-        if parent is not None and not parent.forced:
-            parent = None
-        acquired = False
-        if slots is not None and parent is None:
-            await slots.acquire()
-            acquired = True
+        modal step answers: if it still holds an in-flight slot, the step takes it over
+        while it is sent (a MODAL snapshot arriving meanwhile cannot free it)."""
+        release: Callable[[], None] | None = None
+        if self._slots is not None:
+            parent = self._tracker.states.get(continues) if continues else None
+            release = self._tracker.detach(parent) if parent is not None else None
+            if release is None:
+                await self._acquire_slot(self._slots)
+                release = self._slots.release
         try:
             result = await self._call_submit(op, body, extra)
         except BaseException:
-            if acquired and slots is not None:
-                slots.release()
+            if release is not None:
+                release()
             raise
         assert result.task_id is not None
         for task_id in result.task_ids:
@@ -307,7 +311,7 @@ class MidjourneySession:
             except BaseException:
                 # Cancelled mid-write: the task exists all the same, so it must still
                 # give its in-flight slot back when it ends.
-                self._track_slot(result.task_id, result.queue_position, acquired, parent)
+                self._track_slot(result.task_id, result.queue_position, release)
                 raise
         logger.info(
             "%s accepted as task %s (code %d%s)",
@@ -316,35 +320,46 @@ class MidjourneySession:
             result.code,
             f", {result.queue_position} ahead" if result.queue_position else "",
         )
-        state = self._track_slot(result.task_id, result.queue_position, acquired, parent)
+        state = self._track_slot(result.task_id, result.queue_position, release)
         if continues is not None and result.task_id == continues:
             self._tracker.reopen(continues)
         return TaskHandle(self, state, submit_code=result.code, task_ids=result.task_ids)
 
     def _track_slot(
-        self,
-        task_id: str,
-        queue_position: int | None,
-        acquired: bool = False,
-        parent: TaskState | None = None,
+        self, task_id: str, queue_position: int | None, release: Callable[[], None] | None
     ) -> TaskState:
-        """The task's state; with ``max_in_flight``, watched until it ends to free its slot.
-
-        ``acquired`` says this submit took a slot; ``parent`` is a MODAL task whose
-        slot the submit reused.
-        """
+        """The task's state; with ``max_in_flight``, watched until it ends, then
+        ``release`` gives its slot back."""
         state = self._tracker.state(task_id, queue_position)
-        slots = self._slots
-        if slots is None:
-            return state
-        if acquired:
+        if release is not None:
             if state.forced:
-                slots.release()  # the same task holds one already
+                release()  # the same task holds one already
             else:
-                self._tracker.force(state, slots.release)
-        elif parent is not None and parent is not state and parent.forced:
-            self._tracker.transfer(parent, state)
+                self._tracker.force(state, release)
         return state
+
+    async def _acquire_slot(self, slots: asyncio.Semaphore) -> None:
+        """Wait for an in-flight slot, or raise SessionClosed if the session closes first."""
+        if self._closing.is_set():
+            raise SessionClosed(None)
+        acquire = asyncio.ensure_future(slots.acquire())
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({acquire, closing}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            closing.cancel()
+            if acquire.done() and not acquire.cancelled():
+                slots.release()  # won a slot just as this submit was cancelled
+            else:
+                acquire.cancel()
+            raise
+        closing.cancel()
+        if not acquire.done():
+            acquire.cancel()
+            raise SessionClosed(None)
+        if self._closing.is_set():
+            slots.release()
+            raise SessionClosed(None)
 
     async def _journal_record(self, op: str, body: msgspec.Struct, ids: list[str]) -> None:
         assert self.journal is not None

@@ -194,6 +194,7 @@ class Tracker:
         self._penalty = 1.0
         self._pause_until = 0.0
         self._closed = False
+        self._list_404s = 0
         self._on_end = on_end
         self.stats = TrackerStats()
 
@@ -232,12 +233,15 @@ class Tracker:
         self._enlist(st)
 
     def _enlist(self, st: TaskState) -> None:
-        if st.done or self._closed:
+        if st.done:
             return
         if st.id not in self._watched:
+            # Listed even while closed: restart() polls it then, so a slot it holds
+            # is not lost with the state.
             self._watched[st.id] = st
-            self._ensure_running()
-            self._wakeup.set()
+            if not self._closed:
+                self._ensure_running()
+                self._wakeup.set()
 
     def release(self, st: TaskState) -> None:
         """Stop watching ``st`` for its slot: give the slot back now."""
@@ -248,14 +252,15 @@ class Tracker:
         if callback is not None:
             callback()
 
-    def transfer(self, old: TaskState, new: TaskState) -> None:
-        """Move the slot ``old`` holds to ``new`` (a modal step that made a new task)."""
-        callback, old.on_terminal = old.on_terminal, None
-        old.forced = False
-        if old.waiters == 0:
-            self._watched.pop(old.id, None)
-        if callback is not None:
-            self.force(new, callback)
+    def detach(self, st: TaskState) -> Callable[[], None] | None:
+        """Take the slot ``st`` holds (a modal step carries it on); None if it holds none."""
+        if not st.forced:
+            return None
+        callback, st.on_terminal = st.on_terminal, None
+        st.forced = False
+        if st.waiters == 0:
+            self._watched.pop(st.id, None)
+        return callback
 
     def reopen(self, task_id: str) -> None:
         """Let a task leave MODAL once its modal step was accepted.
@@ -422,11 +427,16 @@ class Tracker:
                 self.stats.list_requests += 1
                 assert self._list is not None
                 tasks = await self._list(ids)
-            except (UnsupportedOperation, NotFoundError) as exc:
-                # A relay that does not serve list-by-condition (404): fetch one by one.
-                if self._list is not None:
-                    logger.warning("list-by-condition unavailable (%s); fetching one by one", exc)
+            except UnsupportedOperation:
                 self._list = None
+                return chunk
+            except NotFoundError as exc:
+                # A relay that does not serve list-by-condition: fetch one by one. A
+                # single stray 404 must not end batching for the session's life.
+                self._list_404s += 1
+                if self._list_404s >= 3 and self._list is not None:
+                    logger.warning("list-by-condition unavailable (%s); fetching one by one", exc)
+                    self._list = None
                 return chunk
             except (AuthenticationError, PermissionDeniedError) as exc:
                 # A rejected or forbidden key (trueai's 403 "未登录") will not heal by
@@ -438,6 +448,7 @@ class Tracker:
                 self._on_error(exc)
                 return []
         self._penalty = max(1.0, self._penalty / 2)
+        self._list_404s = 0
         by_id = {st.id: st for st in chunk}
         for task in tasks:
             st = by_id.pop(task.id, None)

@@ -53,6 +53,7 @@ logger = logging.getLogger("midjourney_async")
 
 _JSON = "application/json"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MIN_READ_TIMEOUT = 1.0
 _MAX_REDIRECTS = 5
 
 T = TypeVar("T")
@@ -304,10 +305,14 @@ class Transport:
             if first_error:
                 raise first_error.pop()  # backoff's first try replays the real first failure
             attempt += 1
-            # A retry gets no more than what is left of max_time, so a slow last
-            # attempt cannot run a whole request timeout past it.
-            left = deadline - time.monotonic() if attempt > 1 else self.timeout
-            resp = await self.send(req, attempt, timeout=max(left, 0.001))
+            # A read retry gets no more than what is left of max_time (at least a
+            # second), so a slow last try cannot run a whole timeout past it. A
+            # submit keeps its full timeout: cut short, it could be accepted while
+            # we report a failure.
+            left = self.timeout
+            if attempt > 1 and req.kind == "read":
+                left = max(deadline - time.monotonic(), _MIN_READ_TIMEOUT)
+            resp = await self.send(req, attempt, timeout=left)
             try:
                 return parse(resp)
             except DecodeError as exc:

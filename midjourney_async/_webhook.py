@@ -188,6 +188,9 @@ class WebhookReceiver:
     async def _confirm_one(self, task_id: str) -> None:
         try:
             self.stats.confirms += 1
-            await self._session._tracker.refresh([task_id])
+            # A state even for a task whose handle was dropped, so that its end
+            # still reaches the journal; it lives as long as this confirmation.
+            state = self._session._tracker.state(task_id)
+            await self._session._tracker.refresh([state.id])
         finally:
             self._confirming.discard(task_id)
