@@ -152,37 +152,8 @@ class TaskHandle:
         if timeout is None and self._expired is not None:
             limit, reported = 0.0, self._expired
         self._expired = None
-        state = self._state
-        tracker = self._session._tracker
-        tracker.watch(state)
-        try:
-            async with _deadline(limit):
-                while True:
-                    task = state.task
-                    if task is not None:
-                        if task.status == TaskStatus.MODAL and self._modal_answer is not None:
-                            follow = await self._answer_modal()
-                            if follow.id != self.id:
-                                self._follow = follow
-                                return await follow.wait(limit)
-                            continue
-                        done = _check(task, self)
-                        if done is not None:
-                            return done
-                    if state.error is not None:
-                        raise state.error
-                    if tracker.closed:
-                        raise SessionClosed(self.id)
-                    await state.settled()
-        except TimeoutError as exc:
-            if isinstance(exc, TaskTimeout):
-                raise
-            if self._follow is not None:
-                follow = self._follow
-                raise TaskTimeout(follow.id, reported, follow.task) from None
-            raise TaskTimeout(self.id, reported, state.task) from None
-        finally:
-            tracker.unwatch(state)
+        [task] = await settle([self], limit, reported)
+        return task
 
     async def _answer_modal(self) -> TaskHandle:
         assert self._modal_answer is not None
@@ -412,3 +383,76 @@ def _index(index: int) -> None:
         raise InvalidRequestError(
             f"index must be 1, 2, 3 or 4, not {index!r} (nothing was sent)", code=None
         )
+
+
+async def settle(handles: list[TaskHandle], limit: float, reported: float) -> list[Task]:
+    """Wait until every handle's task succeeded; raise the first error met.
+
+    The one loop behind ``wait()`` and ``wait_all()``: a single event serves
+    every handle (no asyncio task, deadline or event per handle, which was most
+    of what waiting on thousands of them cost). A handle whose task waits in
+    MODAL with a modal answer ready submits it and follows the result;
+    ``reported`` is the timeout a TaskTimeout names.
+    """
+    if not handles:
+        return []
+    items = list(handles)
+    tracker = items[0].session._tracker
+    woke = asyncio.Event()
+    results: list[Task | None] = [None] * len(items)
+    watched: list[TaskState] = []
+
+    def attach(state: TaskState) -> None:
+        tracker.watch(state)
+        if state.listeners is None:
+            state.listeners = []
+        state.listeners.append(woke)
+        watched.append(state)
+
+    for handle in items:
+        attach(handle._state)
+    pending = list(range(len(items)))
+    try:
+        async with _deadline(limit):
+            while pending:
+                woke.clear()
+                still: list[int] = []
+                for i in pending:
+                    handle = items[i]
+                    state = handle._state
+                    task = state.task
+                    if (
+                        task is not None
+                        and task.status == TaskStatus.MODAL
+                        and handle._modal_answer is not None
+                    ):
+                        follow = await handle._answer_modal()
+                        if follow.id != handle.id:
+                            handle._follow = follow
+                            items[i] = follow
+                            attach(follow._state)
+                        still.append(i)
+                        continue
+                    done = _check(task, handle) if task is not None else None
+                    if done is not None:
+                        results[i] = done
+                    elif state.error is not None:
+                        raise state.error
+                    else:
+                        still.append(i)
+                pending = still
+                if pending:
+                    if tracker.closed:
+                        raise SessionClosed(items[pending[0]].id)
+                    await woke.wait()
+    except TimeoutError as exc:
+        if isinstance(exc, TaskTimeout):
+            raise
+        first = items[pending[0]]
+        raise TaskTimeout(first.id, reported, first.task) from None
+    finally:
+        for state in watched:
+            tracker.unwatch(state)
+            if state.listeners is not None and woke in state.listeners:
+                state.listeners.remove(woke)
+    return [task for task in results if task is not None]

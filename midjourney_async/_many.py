@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 
-from ._errors import MidjourneyError, SessionClosed, TaskTimeout
-from ._handle import TaskHandle, _check, _deadline
-from ._models import Task, TaskStatus
-from ._tracker import TaskState
+from ._errors import MidjourneyError, TaskTimeout
+from ._handle import TaskHandle, settle
+from ._models import Task
 
 __all__ = ["as_completed", "wait_all", "wait_all_settled"]
 
@@ -47,75 +46,12 @@ async def as_completed(
 
 
 async def wait_all(handles: Iterable[TaskHandle], timeout: float | None) -> list[Task]:
-    """Every task in order; the first error is raised and the other waits end.
-
-    One event serves every handle: no asyncio task, deadline or event per
-    handle, which was most of what waiting on thousands of them cost
-    (benchmarks/bench_end_to_end.py).
-    """
+    """Every task in order; the first error is raised and the other waits end."""
     items = list(handles)
     if not items:
         return []
-    session = items[0].session
-    tracker = session._tracker
-    limit = session.wait_timeout if timeout is None else timeout
-    woke = asyncio.Event()
-    results: list[Task | None] = [None] * len(items)
-    watched: list[TaskState] = []
-
-    def attach(state: TaskState) -> None:
-        tracker.watch(state)
-        if state.listeners is None:
-            state.listeners = []
-        state.listeners.append(woke)
-        watched.append(state)
-
-    for handle in items:
-        attach(handle._state)
-    pending = list(range(len(items)))
-    try:
-        async with _deadline(limit):
-            while pending:
-                woke.clear()
-                still: list[int] = []
-                for i in pending:
-                    handle = items[i]
-                    state = handle._state
-                    task = state.task
-                    if (
-                        task is not None
-                        and task.status == TaskStatus.MODAL
-                        and handle._modal_answer is not None
-                    ):
-                        follow = await handle._answer_modal()
-                        if follow.id != handle.id:
-                            items[i] = follow
-                            attach(follow._state)
-                        still.append(i)
-                        continue
-                    done = _check(task, handle) if task is not None else None
-                    if done is not None:
-                        results[i] = done
-                    elif state.error is not None:
-                        raise state.error
-                    else:
-                        still.append(i)
-                pending = still
-                if pending:
-                    if tracker.closed:
-                        raise SessionClosed(items[pending[0]].id)
-                    await woke.wait()
-    except TimeoutError as exc:
-        if isinstance(exc, TaskTimeout):
-            raise
-        first = items[pending[0]]
-        raise TaskTimeout(first.id, limit, first.task) from None
-    finally:
-        for state in watched:
-            tracker.unwatch(state)
-            if state.listeners is not None and woke in state.listeners:
-                state.listeners.remove(woke)
-    return [task for task in results if task is not None]
+    limit = items[0].session.wait_timeout if timeout is None else timeout
+    return await settle(items, limit, limit)
 
 
 async def wait_all_settled(

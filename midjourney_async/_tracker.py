@@ -62,7 +62,6 @@ class TaskState:
     __slots__ = (
         "__weakref__",
         "_event",
-        "_settled",
         "due",
         "error",
         "forced",
@@ -93,10 +92,9 @@ class TaskState:
         self.on_terminal: Callable[[], None] | None = None
         # Set once a modal step was accepted: a late MODAL snapshot is stale then.
         self.left_modal = False
-        # Events of waits on many tasks at once (wait_all), set when this one settles.
+        # Events of waits (wait(), wait_all()), set when this task settles.
         self.listeners: list[asyncio.Event] | None = None
         self._event: asyncio.Event | None = None
-        self._settled: asyncio.Event | None = None
 
     @property
     def done(self) -> bool:
@@ -108,34 +106,21 @@ class TaskState:
             self._event = asyncio.Event()
         await self._event.wait()
 
-    async def settled(self) -> None:
-        """Return once the task ended, failed or waits in MODAL: what ``wait()`` needs.
-
-        Progress changes do not wake these waiters; a waiter woken at each of
-        them cost most of the CPU of waiting (benchmarks/bench_end_to_end.py).
-        """
-        if self._settled is None:
-            self._settled = asyncio.Event()
-        await self._settled.wait()
-
     def wake(self) -> None:
         """Wake every waiter whatever changed (the session is closing)."""
-        for event in (self._event, self._settled, *(self.listeners or ())):
+        for event in (self._event, *(self.listeners or ())):
             if event is not None:
                 event.set()
-        self._event = self._settled = None
+        self._event = None
 
     def notify(self) -> None:
         event, self._event = self._event, None
         if event is not None:
             event.set()
-        if (self._settled is not None or self.listeners) and (
+        if self.listeners and (
             self.done or (self.task is not None and self.task.status == TaskStatus.MODAL)
         ):
-            settled, self._settled = self._settled, None
-            if settled is not None:
-                settled.set()
-            for listener in self.listeners or ():
+            for listener in self.listeners:
                 listener.set()
 
 
