@@ -25,6 +25,7 @@ Every error the library raises derives from :class:`MidjourneyError`::
     ├── ModalRequired                              the task waits in MODAL (.handle)
     ├── TaskTimeout (also TimeoutError)            a wait passed its deadline (.task)
     ├── SessionClosed                              the session closed while a wait ran
+    ├── SlotTimeout (also TimeoutError)            no in-flight slot came free in time
     └── ButtonNotFound (also LookupError)          the task has no such button (.available)
 
 No message or repr of these errors contains the API key: the transport redacts
@@ -57,6 +58,7 @@ __all__ = [
     "RequestTimeout",
     "ServerError",
     "SessionClosed",
+    "SlotTimeout",
     "SubmitNotFound",
     "SubmitRejected",
     "TaskFailed",
@@ -310,6 +312,24 @@ class SessionClosed(MidjourneyError):
             )
         super().__init__(message)
         self.task_id = task_id
+
+
+class SlotTimeout(MidjourneyError, TimeoutError):
+    """No in-flight slot came free within the submit's timeout; nothing was sent.
+
+    Every slot of ``max_in_flight`` rides on a task that has not settled yet.
+    """
+
+    def __init__(self, limit: int, timeout: float) -> None:
+        super().__init__(
+            f"all {limit} in-flight slots stayed busy for {timeout:g} s; nothing was sent "
+            "(raise max_in_flight, or wait on the running tasks first)"
+        )
+        self.limit = limit
+        self.timeout = timeout
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.limit, self.timeout))
 
 
 class ButtonNotFound(MidjourneyError, LookupError):

@@ -2,66 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
-import sys
 from collections.abc import AsyncIterator, Generator
 from typing import TYPE_CHECKING, Any, Literal
 
-import anyio
-
 from ._errors import (
     ButtonNotFound,
-    ConnectError,
-    HTTPStatusError,
     InvalidRequestError,
-    ModalRequired,
-    SessionClosed,
-    SubmitRejected,
-    TaskFailed,
-    TaskTimeout,
+    MidjourneyError,
 )
 from ._models import Button, Task, TaskStatus
 
 if TYPE_CHECKING:
     from ._session import MidjourneySession
-    from ._tracker import TaskState
+    from ._state import TaskState
+    from ._waiting import Waits
 
 __all__ = ["TaskHandle"]
 
 
-def _deadline(limit: float) -> contextlib.AbstractAsyncContextManager[object]:
-    """``wait()``'s deadline: asyncio.timeout on 3.11+, a mere timer handle.
-
-    anyio's cancel scope costs several times the CPU per wait and ~1 KB more
-    per waiting handle (benchmarks/bench_polling.py); it remains for 3.10.
-    """
-    if sys.version_info >= (3, 11):
-        return asyncio.timeout(limit)
-    return _fail_after(limit)  # pragma: no cover
-
-
-@contextlib.asynccontextmanager
-async def _fail_after(limit: float) -> AsyncIterator[None]:  # pragma: no cover
-    with anyio.fail_after(limit):
-        yield
-
-
 Direction = Literal["left", "right", "up", "down"]
 _DIRECTIONS = ("left", "right", "up", "down")
-
-
-def _check(task: Task, handle: TaskHandle) -> Task | None:
-    """The SUCCESS task, an error for FAILURE/CANCEL/MODAL, or None while running."""
-    status = task.status
-    if status == TaskStatus.SUCCESS:
-        return task
-    if status in (TaskStatus.FAILURE, TaskStatus.CANCEL):
-        raise TaskFailed(task)
-    if status == TaskStatus.MODAL:
-        raise ModalRequired(handle)
-    return None
 
 
 class TaskHandle:
@@ -77,57 +38,56 @@ class TaskHandle:
     nobody waits on costs no requests.
     """
 
-    __slots__ = (
-        "_expired",
-        "_follow",
-        "_modal_answer",
-        "_session",
-        "_state",
-        "submit_code",
-        "task_ids",
-    )
+    __slots__ = ("_session", "_state", "_waits", "submit_code", "task_ids")
 
     def __init__(
         self,
         session: MidjourneySession,
         state: TaskState,
+        waits: Waits,
         *,
         submit_code: int | None = None,
         task_ids: list[str] | None = None,
     ) -> None:
         self._session = session
         self._state = state
+        self._waits = waits
         self.submit_code = submit_code
         #: Every id the submit returned (trueai may return several for one press).
         self.task_ids = task_ids or [state.id]
-        # The prompt and mask to answer a modal window with, should one open later
-        # (new-api reports a remix modal only through the task's status).
-        self._modal_answer: tuple[str | None, str | None] | None = None
-        # Set by as_completed when this handle's deadline passed there: the next
-        # wait() without a timeout reports that at once.
-        self._expired: float | None = None
-        # The task a modal step answered from wait() turned into, when it got a new id.
-        self._follow: TaskHandle | None = None
+
+    def __eq__(self, other: object) -> bool:
+        # Handles on one task are interchangeable: they share its state.
+        if isinstance(other, TaskHandle):
+            return other._state is self._state
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return id(self._state)
 
     def __repr__(self) -> str:
-        task = self._state.task
+        task = self._state.latest.task
         status = f"{task.status} {task.progress or ''}".rstrip() if task else "unknown"
         return f"<TaskHandle {self.id} {status}>"
 
     @property
     def id(self) -> str:
-        """The task id (always a str)."""
-        return self._state.id
+        """The task id (always a str).
+
+        After a modal step answered by ``wait()`` created a task with a new id,
+        this is the new task's id, as for every handle on the first one.
+        """
+        return self._state.latest.id
 
     @property
     def task(self) -> Task | None:
         """The last snapshot seen, or None before the first one."""
-        return self._state.task
+        return self._state.latest.task
 
     @property
     def queue_position(self) -> int | None:
         """Tasks ahead of this one when the server queued it (code 22), if known."""
-        return self._state.queue_position
+        return self._state.latest.queue_position
 
     @property
     def session(self) -> MidjourneySession:
@@ -145,72 +105,28 @@ class TaskHandle:
         after ``timeout`` seconds (default: the session's ``wait_timeout``).
         The task goes on on the server after a timeout; wait again any time.
         """
-        if self._follow is not None:
-            return await self._follow.wait(timeout)
-        limit = self._session.wait_timeout if timeout is None else timeout
-        reported = limit
-        if timeout is None and self._expired is not None:
-            limit, reported = 0.0, self._expired
-        self._expired = None
-        [task] = await settle([self], limit, reported)
-        return task
+        return await self._waits.wait(self._state, timeout)
 
-    async def _answer_modal(self) -> TaskHandle:
-        assert self._modal_answer is not None
-        prompt, mask = self._modal_answer
-        try:
-            follow = await self._session.modal(self.id, prompt=prompt, mask_base64=mask)
-        except (SubmitRejected, HTTPStatusError, ConnectError, SessionClosed):
-            # Provably not accepted: the next wait() answers the window again.
-            raise
-        except BaseException:
-            # It may have been accepted: never send the paid step twice.
-            self._modal_answer = None
-            raise
-        self._modal_answer = None
-        return follow
-
-    async def updates(self) -> AsyncIterator[Task]:
+    def updates(self, timeout: float | None = None) -> AsyncIterator[Task]:
         """Yield a snapshot at each change of status or progress, ending at a terminal one.
 
         Example::
 
-            async for task in handle.updates():
+            async for task in handle.updates(timeout=600):
                 print(task.status, task.progress)
 
         The last snapshot may be a FAILURE: the iterator does not raise for it.
-        A task the server forgets raises :class:`TaskNotFound`.
+        A task the server forgets raises :class:`TaskNotFound`; ``timeout``
+        (default: the session's ``wait_timeout``) bounds the whole iteration
+        with :class:`TaskTimeout`.
         """
-        if self._follow is not None:
-            async for snapshot in self._follow.updates():
-                yield snapshot
-            return
-        state = self._state
-        tracker = self._session._tracker
-        tracker.watch(state)
-        try:
-            last: Task | None = None
-            while True:
-                task = state.task
-                if task is not None and task is not last:
-                    last = task
-                    yield task
-                    if task.is_terminal:
-                        return
-                    continue
-                if state.error is not None:
-                    raise state.error
-                if tracker.closed:
-                    raise SessionClosed(self.id)
-                await state.changed()
-        finally:
-            tracker.unwatch(state)
+        return self._waits.updates(self._state, timeout)
 
     async def refresh(self) -> Task:
         """Fetch the task now, record the snapshot and return the newest one known."""
         task = await self._session.fetch(self.id)
-        self._session._tracker.apply(task)
-        return self._state.task or task
+        self._session.notify(task)
+        return self.task or task
 
     async def cancel(self) -> None:
         """Ask the server to cancel the task (trueai only; admins only there)."""
@@ -219,7 +135,7 @@ class TaskHandle:
     # -- buttons ------------------------------------------------------------
 
     async def _finished(self) -> Task:
-        task = self._state.task
+        task = self.task
         if task is not None and task.status == TaskStatus.SUCCESS:
             return task
         return await self.wait()
@@ -275,7 +191,7 @@ class TaskHandle:
             return await session.modal(child.id, prompt=prompt, mask_base64=mask_base64)
         # A relay that rewrites code 21 to 1 shows the modal only in the status:
         # the child answers it when its wait() sees MODAL.
-        child._modal_answer = (prompt, mask_base64)
+        child._state.modal_answer = (prompt, mask_base64)
         return child
 
     async def upscale(self, index: int | str) -> TaskHandle:
@@ -385,74 +301,30 @@ def _index(index: int) -> None:
         )
 
 
-async def settle(handles: list[TaskHandle], limit: float, reported: float) -> list[Task]:
-    """Wait until every handle's task succeeded; raise the first error met.
 
-    The one loop behind ``wait()`` and ``wait_all()``: a single event serves
-    every handle (no asyncio task, deadline or event per handle, which was most
-    of what waiting on thousands of them cost). A handle whose task waits in
-    MODAL with a modal answer ready submits it and follows the result;
-    ``reported`` is the timeout a TaskTimeout names.
+class CompletedHandle(TaskHandle):
+    """A handle ``as_completed`` yields: its wait has ended, and awaiting it says how.
+
+    ``await handle`` (or ``wait()`` with no timeout) returns the task or raises
+    its error at once, a passed deadline included; the handle the caller
+    passed in is left untouched, so a later wait on it starts afresh.
     """
-    if not handles:
-        return []
-    items = list(handles)
-    tracker = items[0].session._tracker
-    woke = asyncio.Event()
-    results: list[Task | None] = [None] * len(items)
-    watched: list[TaskState] = []
 
-    def attach(state: TaskState) -> None:
-        tracker.watch(state)
-        if state.listeners is None:
-            state.listeners = []
-        state.listeners.append(woke)
-        watched.append(state)
+    __slots__ = ("_outcome",)
 
-    for handle in items:
-        attach(handle._state)
-    pending = list(range(len(items)))
-    try:
-        async with _deadline(limit):
-            while pending:
-                woke.clear()
-                still: list[int] = []
-                for i in pending:
-                    handle = items[i]
-                    state = handle._state
-                    task = state.task
-                    if (
-                        task is not None
-                        and task.status == TaskStatus.MODAL
-                        and handle._modal_answer is not None
-                    ):
-                        follow = await handle._answer_modal()
-                        if follow.id != handle.id:
-                            handle._follow = follow
-                            items[i] = follow
-                            attach(follow._state)
-                        still.append(i)
-                        continue
-                    done = _check(task, handle) if task is not None else None
-                    if done is not None:
-                        results[i] = done
-                    elif state.error is not None:
-                        raise state.error
-                    else:
-                        still.append(i)
-                pending = still
-                if pending:
-                    if tracker.closed:
-                        raise SessionClosed(items[pending[0]].id)
-                    await woke.wait()
-    except TimeoutError as exc:
-        if isinstance(exc, TaskTimeout):
-            raise
-        first = items[pending[0]]
-        raise TaskTimeout(first.id, reported, first.task) from None
-    finally:
-        for state in watched:
-            tracker.unwatch(state)
-            if state.listeners is not None and woke in state.listeners:
-                state.listeners.remove(woke)
-    return [task for task in results if task is not None]
+    def __init__(self, handle: TaskHandle, outcome: Task | MidjourneyError) -> None:
+        super().__init__(
+            handle._session,
+            handle._state,
+            handle._waits,
+            submit_code=handle.submit_code,
+            task_ids=handle.task_ids,
+        )
+        self._outcome = outcome
+
+    async def wait(self, timeout: float | None = None) -> Task:
+        if timeout is not None:
+            return await super().wait(timeout)
+        if isinstance(self._outcome, MidjourneyError):
+            raise self._outcome
+        return self._outcome

@@ -12,17 +12,24 @@ database many machines reach) implements the same five methods.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import anyio
 import msgspec
 
-__all__ = ["Journal", "JournalEntry", "SQLiteJournal"]
+if TYPE_CHECKING:
+    from ._state import TaskState
+
+__all__ = ["Journal", "JournalEntry", "JournalKeeper", "SQLiteJournal"]
+
+logger = logging.getLogger("midjourney_async")
 
 
 class JournalEntry(msgspec.Struct, frozen=True):
@@ -161,3 +168,67 @@ class SQLiteJournal:
                     self._conn = None
 
         await anyio.to_thread.run_sync(close)
+
+
+class JournalKeeper:
+    """A session's bookkeeping around its journal.
+
+    It writes each accepted id before the submit returns, marks a task
+    finished once the session sees it end, and lists what ``resume()`` should
+    pick up again: the unfinished tasks of this provider.
+    """
+
+    def __init__(self, journal: Journal, provider: str) -> None:
+        self.journal = journal
+        self.provider = provider
+        self._background: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"<JournalKeeper {self.journal!r}>"
+
+    async def record(
+        self, operation: str, prompt: str | None, state: str | None, ids: list[str]
+    ) -> None:
+        """Write every id of one accepted submit."""
+        now = int(time.time() * 1000)
+        for task_id in ids:
+            entry = JournalEntry(
+                task_id=task_id,
+                operation=operation,
+                prompt=prompt,
+                state=state,
+                provider=self.provider,
+                submitted_at=now,
+            )
+            try:
+                await self.journal.record(entry)
+            except Exception:
+                # The task exists and is paid for: hand it back all the same.
+                logger.exception("could not write task %s to the journal", task_id)
+
+    def settled(self, st: TaskState) -> None:
+        """A state observer: mark the task finished once it ended."""
+        if not st.done:
+            return
+        status = str(st.task.status) if st.error is None and st.task is not None else "NOT_FOUND"
+        job = asyncio.get_running_loop().create_task(self._finish(st.id, status))
+        self._background.add(job)
+        job.add_done_callback(self._background.discard)
+
+    async def _finish(self, task_id: str, status: str) -> None:
+        try:
+            await self.journal.finish(task_id, status)
+        except Exception:
+            logger.exception("could not mark task %s finished in the journal", task_id)
+
+    async def unfinished(self) -> list[JournalEntry]:
+        """The unfinished entries of this provider (another provider's server would
+        not know them), oldest first."""
+        entries = await self.journal.unfinished()
+        return [e for e in entries if e.provider in (None, self.provider)]
+
+    async def close(self) -> None:
+        """Let pending writes land, then release the journal."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        await self.journal.close()

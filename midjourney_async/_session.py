@@ -2,34 +2,33 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import ssl as _ssl
-import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, overload
-from urllib.parse import urlsplit
 
 import anyio
 import msgspec
 
+from ._config import Settings
 from ._dialects import Dialect, make_dialect
 from ._errors import (
     ConfigurationError,
+    ConnectError,
+    HTTPStatusError,
     InvalidRequestError,
     MidjourneyError,
     SessionClosed,
-    TaskNotFound,
+    SlotTimeout,
+    SubmitRejected,
 )
 from ._grid import write_tiles
-from ._handle import TaskHandle
-from ._journal import Journal, JournalEntry, SQLiteJournal
-from ._many import as_completed, wait_all, wait_all_settled
+from ._handle import CompletedHandle, TaskHandle
+from ._journal import Journal, JournalKeeper, SQLiteJournal
 from ._media import as_data_url, fetch_bytes, safe_name, save_task_media
 from ._models import (
     ActionRequest,
@@ -47,9 +46,13 @@ from ._models import (
     UploadRequest,
     VideoRequest,
 )
-from ._providers import Provider, check_mode, resolve_provider
-from ._tracker import TaskState, Tracker, TrackerStats
+from ._providers import Provider
+from ._reader import TaskReader
+from ._slots import LocalSlots, Slot, SlotLimiter
+from ._state import StateTable, TaskState
+from ._tracker import Tracker, TrackerStats
 from ._transport import HttpRequest, HttpResponse, RetryPolicy, Transport, status_error
+from ._waiting import Waits
 from ._webhook import WebhookConfig, WebhookReceiver
 
 __all__ = ["MidjourneySession"]
@@ -59,11 +62,6 @@ logger = logging.getLogger("midjourney_async")
 ImageInput = str | bytes | os.PathLike[str]
 _DIMENSIONS = ("PORTRAIT", "SQUARE", "LANDSCAPE")
 _CHANGE_ACTIONS = ("UPSCALE", "VARIATION", "REROLL")
-
-
-def _env(name: str) -> str | None:
-    value = os.environ.get(name)
-    return value.strip() if value and value.strip() else None
 
 
 def _need_text(value: str | None, what: str) -> str:
@@ -116,91 +114,93 @@ class MidjourneySession:
         max_connections: int = 100,
         journal: str | os.PathLike[str] | Journal | None = None,
     ) -> None:
-        name = provider or _env("MJ_PROVIDER") or "midjourney-proxy"
-        self.provider: Provider = resolve_provider(
-            name, auth_header=auth_header, auth_scheme=auth_scheme, mode_prefix=mode_prefix
-        )
-        self.mode = check_mode(self.provider, mode if mode is not None else _env("MJ_MODE"))
-        url = base_url or _env("MJ_BASE_URL") or self.provider.base_url
-        if not url:
-            raise ConfigurationError(
-                f"no base URL: pass base_url= or set MJ_BASE_URL (provider {self.provider.name!r} "
-                "has no default)"
-            )
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            # The value is not echoed: with the arguments swapped it is the key.
-            raise ConfigurationError(
-                "base_url must be an http(s) URL such as 'https://api.example.com' "
-                "(are base_url and api_key swapped?)"
-            )
-        if timeout <= 0 or wait_timeout <= 0 or poll_interval < 0:
-            raise ConfigurationError("timeout and wait_timeout must be positive")
-        if max_in_flight is not None and max_in_flight < 1:
-            raise ConfigurationError("max_in_flight must be at least 1")
-        self.base_url = url.rstrip("/")
-        key = api_key if api_key is not None else _env("MJ_API_KEY")
-        self._api_key = key
-        self.wait_timeout = wait_timeout
-        self.dialect: Dialect = make_dialect(
-            self.provider.dialect, root=self.provider.root(self.mode), mode=self.mode
-        )
-        self.retry = retry or RetryPolicy()
-        self._transport = Transport(
-            self.base_url,
-            headers=self.provider.auth_headers(key),
-            api_key=key,
+        cfg = Settings.resolve(
+            base_url=base_url,
+            api_key=api_key,
+            provider=provider,
+            mode=mode,
+            auth_header=auth_header,
+            auth_scheme=auth_scheme,
+            mode_prefix=mode_prefix,
             timeout=timeout,
-            retry=self.retry,
+            wait_timeout=wait_timeout,
+            poll_interval=poll_interval,
+            chunk_size=chunk_size,
+            not_found_grace=not_found_grace,
+            retry=retry,
+            max_in_flight=max_in_flight,
+            webhook=webhook,
             ssl=ssl,
             max_connections=max_connections,
         )
-        # The poller gives up on a failing tick sooner than a user call would:
-        # the next tick is the retry.
-        self._poll_retry = RetryPolicy(
-            max_tries=2,
-            max_time=min(self.retry.max_time, max(poll_interval * 4, 5.0)),
-            base_delay=self.retry.base_delay,
-            wait_scale=self.retry.wait_scale,
+        self.settings = cfg
+        self.provider: Provider = cfg.provider
+        self.mode = cfg.mode
+        self.base_url = cfg.base_url
+        self.wait_timeout = cfg.wait_timeout
+        self.poll_interval = cfg.poll_interval
+        self.retry = cfg.retry
+        self.max_in_flight = cfg.max_in_flight
+        self.dialect: Dialect = make_dialect(
+            cfg.provider.dialect, root=cfg.provider.root(cfg.mode), mode=cfg.mode
         )
-        if isinstance(webhook, bool):
-            webhook = WebhookConfig() if webhook else None
-        self._webhook_config = webhook
-        self._webhook: WebhookReceiver | None = None
-        self.poll_interval = poll_interval
+        self._transport = Transport(
+            cfg.base_url,
+            headers=cfg.provider.auth_headers(cfg.api_key),
+            api_key=cfg.api_key,
+            timeout=cfg.timeout,
+            retry=cfg.retry,
+            ssl=cfg.ssl,
+            max_connections=cfg.max_connections,
+        )
+        self._poll_retry = cfg.poll_retry
+        self._table = StateTable()
+        self._reader = TaskReader(
+            list_tasks=self._list_for_poller if self.dialect.supports_list else None,
+            fetch=self._fetch_for_poller,
+            chunk_size=cfg.chunk_size,
+        )
         self._tracker = Tracker(
-            list_tasks=self._list_for_tracker if self.dialect.supports_list else None,
-            fetch=self._fetch_for_tracker,
-            interval=self._poll_interval_with(webhook, poll_interval),
-            chunk_size=chunk_size,
-            not_found_grace=not_found_grace,
-            on_end=self._on_task_end,
+            self._table,
+            self._reader,
+            interval=cfg.tracker_interval,
+            not_found_grace=cfg.not_found_grace,
         )
-        self.journal: Journal | None = (
-            None
-            if journal is None
-            else journal
-            if isinstance(journal, Journal)
-            else SQLiteJournal(journal)
+        self._waits = Waits(
+            self._table,
+            self._tracker,
+            answer=self._answer_modal,
+            handle_for=self._handle_for,
+            default_timeout=cfg.wait_timeout,
         )
-        self._background: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(max_in_flight) if max_in_flight else None
-        self.max_in_flight = max_in_flight
-        self._submitted: dict[str, None] = {}
-        self._closing = asyncio.Event()
+        self._slots: SlotLimiter | None = None
+        if cfg.max_in_flight:
+            self._slots = LocalSlots(cfg.max_in_flight, keep=self._keep, drop=self._drop)
+            self._table.observers.append(self._slot_settled)
+        keeper: JournalKeeper | None = None
+        if journal is not None:
+            store = journal if isinstance(journal, Journal) else SQLiteJournal(journal)
+            keeper = JournalKeeper(store, cfg.provider.name)
+            self._table.observers.append(keeper.settled)
+        self._journal = keeper
+        self._webhook: WebhookReceiver | None = None
+        if cfg.webhook is not None:
+            self._webhook = WebhookReceiver(
+                cfg.webhook,
+                parse=self.dialect.parse_notification,
+                notify=self.notify,
+                confirm=self._confirm,
+            )
         self._open = False
-
-    def _poll_interval_with(self, webhook: WebhookConfig | None, poll_interval: float) -> float:
-        if webhook is None:
-            return poll_interval
-        if webhook.poll_interval is not None:
-            return webhook.poll_interval
-        # Callbacks make polling a slow safety net, where the provider sends them.
-        return 30.0 if self.provider.callbacks else poll_interval
 
     def __repr__(self) -> str:
         mode = f" mode={self.mode}" if self.mode else ""
         return f"<MidjourneySession {self.provider.name} {self.base_url}{mode}>"
+
+    @property
+    def journal(self) -> Journal | None:
+        """Where accepted task ids are kept until they end (``journal=``), if any."""
+        return self._journal.journal if self._journal is not None else None
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -208,14 +208,12 @@ class MidjourneySession:
         """Open the HTTP session (and the webhook receiver). ``async with`` does this."""
         if not self._open:
             await self._transport.open()
-            if self._webhook_config is not None:
-                receiver = WebhookReceiver(self._webhook_config, self)
+            if self._webhook is not None:
                 try:
-                    await receiver.start()
+                    await self._webhook.start()
                 except BaseException:
                     await self._transport.close()
                     raise
-                self._webhook = receiver
                 if not self.provider.callbacks:
                     logger.warning(
                         "%s relays drop notifyHook unless their operator enabled it; "
@@ -224,23 +222,23 @@ class MidjourneySession:
                         self._tracker.interval,
                     )
             self._tracker.restart()
-            self._closing.clear()
+            self._waits.bind_loop()
+            if self._slots is not None:
+                self._slots.reopen()
             self._open = True
         return self
 
     async def close(self) -> None:
         """Stop the poller and the receiver and close the HTTP session."""
         self._open = False
-        self._closing.set()
+        if self._slots is not None:
+            self._slots.close()
         # Callbacks first: a late confirm must not touch a closed tracker or journal.
         if self._webhook is not None:
             await self._webhook.stop()
-            self._webhook = None
         await self._tracker.close()
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
-        if self.journal is not None:
-            await self.journal.close()
+        if self._journal is not None:
+            await self._journal.close()
         await self._transport.close()
 
     async def __aenter__(self) -> MidjourneySession:
@@ -267,14 +265,17 @@ class MidjourneySession:
     @property
     def webhook_url(self) -> str | None:
         """The callback URL put into every submit, when the receiver runs."""
-        return self._webhook.url if self._webhook is not None else None
+        if self._webhook is None or not self._open:
+            return None
+        return self._webhook.url
 
     # -- plumbing -----------------------------------------------------------
 
     async def _call_submit(self, op: str, body: msgspec.Struct,
                            extra: dict[str, Any] | None) -> SubmitResult:
-        if self._webhook is not None and hasattr(body, "notify_hook"):
-            body.notify_hook = self._webhook.url
+        url = self.webhook_url
+        if url is not None and hasattr(body, "notify_hook"):
+            body.notify_hook = url
         req = self.dialect.submit(op, body, extra)
         return await self._transport.call(req, partial(self.dialect.parse_submit, op))
 
@@ -287,32 +288,35 @@ class MidjourneySession:
         continues: str | None = None,
     ) -> TaskHandle:
         """Submit, journal and track one task. ``continues`` names the MODAL task a
-        modal step answers: if it still holds an in-flight slot, the step takes it over
+        modal step answers: if it still holds an in-flight slot, the step carries it
         while it is sent (a MODAL snapshot arriving meanwhile cannot free it)."""
-        release: Callable[[], None] | None = None
-        if self._slots is not None:
-            parent = self._tracker.states.get(continues) if continues else None
-            release = self._tracker.detach(parent) if parent is not None else None
-            if release is None:
-                await self._acquire_slot(self._slots)
-                release = self._slots.release
+        slots = self._slots
+        slot: Slot | None = None
+        if slots is not None:
+            slot = slots.take(continues) if continues else None
+            if slot is None:
+                slot = await slots.acquire(self._transport.timeout)
         try:
             result = await self._call_submit(op, body, extra)
         except BaseException:
-            if release is not None:
-                release()
+            if slots is not None and slot is not None:
+                slots.release(slot)
             raise
         assert result.task_id is not None
-        for task_id in result.task_ids:
-            self._remember(task_id)
-        if self.journal is not None:
-            try:
-                await self._journal_record(op, body, result.task_ids)
-            except BaseException:
-                # Cancelled mid-write: the task exists all the same, so it must still
-                # give its in-flight slot back when it ends.
-                self._track_slot(result.task_id, result.queue_position, release)
-                raise
+        if self._webhook is not None:
+            for task_id in result.task_ids:
+                self._webhook.allow(task_id)
+        state = self._tracker.state(result.task_id, result.queue_position)
+        if slot is not None:
+            self._bind(slot, state)
+        if self._journal is not None:
+            prompt = getattr(body, "prompt", None) or getattr(body, "custom_id", None)
+            await self._journal.record(
+                op,
+                prompt if isinstance(prompt, str) else None,
+                getattr(body, "state", None),
+                result.task_ids,
+            )
         logger.info(
             "%s accepted as task %s (code %d%s)",
             op,
@@ -320,81 +324,69 @@ class MidjourneySession:
             result.code,
             f", {result.queue_position} ahead" if result.queue_position else "",
         )
-        state = self._track_slot(result.task_id, result.queue_position, release)
         if continues is not None and result.task_id == continues:
-            self._tracker.reopen(continues)
-        return TaskHandle(self, state, submit_code=result.code, task_ids=result.task_ids)
+            self._tracker.reopen(state)
+        return TaskHandle(
+            self, state, self._waits, submit_code=result.code, task_ids=result.task_ids
+        )
 
-    def _track_slot(
-        self, task_id: str, queue_position: int | None, release: Callable[[], None] | None
-    ) -> TaskState:
-        """The task's state; with ``max_in_flight``, watched until it ends, then
-        ``release`` gives its slot back."""
-        state = self._tracker.state(task_id, queue_position)
-        if release is not None:
-            if state.forced:
-                release()  # the same task holds one already
-            else:
-                self._tracker.force(state, release)
-        return state
+    def _bind(self, slot: Slot, state: TaskState) -> None:
+        """Let ``slot`` ride on ``state``'s task until it settles."""
+        assert self._slots is not None
+        if state.done:
+            # Already over (trueai answers a Like with its finished parent's id).
+            self._slots.release(slot)
+        else:
+            self._slots.bind(slot, state.id)
 
-    async def _acquire_slot(self, slots: asyncio.Semaphore) -> None:
-        """Wait for an in-flight slot, or raise SessionClosed if the session closes first."""
-        if self._closing.is_set():
-            raise SessionClosed(None)
-        acquire = asyncio.ensure_future(slots.acquire())
-        closing = asyncio.ensure_future(self._closing.wait())
+    def _keep(self, task_id: str) -> None:
+        self._tracker.hold(self._tracker.state(task_id))
+
+    def _drop(self, task_id: str) -> None:
+        state = self._table.get(task_id)
+        if state is not None:
+            self._tracker.unhold(state)
+
+    def _slot_settled(self, state: TaskState) -> None:
+        # A task waiting for a modal step may wait for ever (trueai never expires
+        # one): it must not hold an in-flight slot meanwhile.
+        assert self._slots is not None
+        self._slots.settled(state.id)
+
+    async def _answer_modal(self, state: TaskState) -> TaskState:
+        """Submit the modal answer kept on a MODAL state; the state it becomes."""
+        assert state.modal_answer is not None
+        prompt, mask = state.modal_answer
         try:
-            await asyncio.wait({acquire, closing}, return_when=asyncio.FIRST_COMPLETED)
-        except BaseException:
-            closing.cancel()
-            if acquire.done() and not acquire.cancelled():
-                slots.release()  # won a slot just as this submit was cancelled
-            else:
-                acquire.cancel()
+            follow = await self.modal(state.id, prompt=prompt, mask_base64=mask)
+        except (SubmitRejected, ConnectError, SessionClosed, SlotTimeout):
+            # Provably not accepted: the next wait() answers the window again.
             raise
-        closing.cancel()
-        if not acquire.done():
-            acquire.cancel()
-            raise SessionClosed(None)
-        if self._closing.is_set():
-            slots.release()
-            raise SessionClosed(None)
+        except HTTPStatusError as exc:
+            if exc.status < 500:
+                raise
+            # A 5xx may come after the server took the step: never send it twice.
+            state.modal_answer = None
+            raise
+        except BaseException:
+            # It may have been accepted: never send the paid step twice.
+            state.modal_answer = None
+            raise
+        state.modal_answer = None
+        successor = follow._state
+        if successor is not state:
+            state.successor = successor
+            state.publish()
+        return successor
 
-    async def _journal_record(self, op: str, body: msgspec.Struct, ids: list[str]) -> None:
-        assert self.journal is not None
-        prompt = getattr(body, "prompt", None) or getattr(body, "custom_id", None)
-        now = int(time.time() * 1000)
-        for task_id in ids:
-            entry = JournalEntry(
-                task_id=task_id,
-                operation=op,
-                prompt=prompt if isinstance(prompt, str) else None,
-                state=getattr(body, "state", None),
-                provider=self.provider.name,
-                submitted_at=now,
-            )
-            try:
-                await self.journal.record(entry)
-            except Exception:
-                # The task exists and is paid for: hand it back all the same.
-                logger.exception("could not write task %s to the journal", task_id)
+    def _handle_for(self, state: TaskState) -> TaskHandle:
+        return TaskHandle(self, state, self._waits)
 
-    def _on_task_end(self, state: TaskState) -> None:
-        if self.journal is None:
-            return
-        ended = state.error is None and state.task is not None
-        status = str(state.task.status) if ended and state.task else "NOT_FOUND"
-        job = asyncio.get_running_loop().create_task(self._journal_finish(state.id, status))
-        self._background.add(job)
-        job.add_done_callback(self._background.discard)
-
-    async def _journal_finish(self, task_id: str, status: str) -> None:
-        assert self.journal is not None
-        try:
-            await self.journal.finish(task_id, status)
-        except Exception:
-            logger.exception("could not mark task %s finished in the journal", task_id)
+    async def _confirm(self, task_id: str) -> None:
+        # A state even for a task whose handle was dropped, so that its end still
+        # reaches the journal; it lives as long as this confirmation.
+        state = self._tracker.state(task_id)
+        await self._tracker.refresh([state.id])
 
     async def resume(self) -> list[TaskHandle]:
         """Handles for every task of this provider the journal holds as unfinished.
@@ -405,40 +397,25 @@ class MidjourneySession:
                 for task in await mj.wait_all(await mj.resume(), return_exceptions=True):
                     print(task)
         """
-        if self.journal is None:
+        if self._journal is None:
             raise ConfigurationError("resume() needs a journal: MidjourneySession(journal=...)")
-        entries = await self.journal.unfinished()
         handles = []
-        for entry in entries:
-            if entry.provider not in (None, self.provider.name):
-                # Another provider's task: asking this server would only lose it.
-                continue
-            self._remember(entry.task_id)
+        for entry in await self._journal.unfinished():
+            if self._webhook is not None:
+                self._webhook.allow(entry.task_id)
             handles.append(self.handle(entry.task_id))
         return handles
-
-    def _remember(self, task_id: str) -> None:
-        submitted = self._submitted
-        submitted[task_id] = None
-        if len(submitted) > 200_000:
-            # Oldest first: a dict keeps insertion order.
-            for old in list(submitted)[:50_000]:
-                del submitted[old]
-
-    def submitted(self, task_id: str) -> bool:
-        """Whether this session submitted ``task_id`` (webhooks accept only those)."""
-        return task_id in self._submitted
 
     async def _read(self, req: HttpRequest, parse: Any, retry: RetryPolicy | None = None) -> Any:
         return await self._transport.call(req, parse, retry=retry)
 
-    async def _list_for_tracker(self, ids: list[str]) -> list[Task]:
+    async def _list_for_poller(self, ids: list[str]) -> list[Task]:
         tasks: list[Task] = await self._read(
             self.dialect.list_tasks(ids), self.dialect.parse_list, self._poll_retry
         )
         return tasks
 
-    async def _fetch_for_tracker(self, task_id: str) -> Task:
+    async def _fetch_for_poller(self, task_id: str) -> Task:
         task: Task = await self._read(
             self.dialect.fetch(task_id),
             partial(self.dialect.parse_fetch, task_id),
@@ -693,23 +670,7 @@ class MidjourneySession:
         are left out.
         """
         wanted = list(dict.fromkeys(str(i) for i in ids))
-        found: dict[str, Task] = {}
-        if self.dialect.supports_list:
-            size = self._tracker.chunk_size
-            chunks = [wanted[i : i + size] for i in range(0, len(wanted), size)]
-            batches = await asyncio.gather(
-                *(self._read(self.dialect.list_tasks(c), self.dialect.parse_list) for c in chunks)
-            )
-            for batch in batches:
-                for task in batch:
-                    found[task.id] = task
-        missing = [i for i in wanted if i not in found]
-
-        async def one(task_id: str) -> None:
-            with contextlib.suppress(TaskNotFound):
-                found[task_id] = await self.fetch(task_id)
-
-        await asyncio.gather(*(one(i) for i in missing))
+        found = await self._reader.read_many(wanted)
         return [found[i] for i in wanted if i in found]
 
     async def image_seed(self, task_id: str) -> str:
@@ -751,17 +712,16 @@ class MidjourneySession:
         """
         task_id = _need_text(task_id, "task_id")
         state = self._tracker.state(task_id)
-        if state.task is None:
-            # Nothing known yet: ask on the next tick rather than after a full interval.
-            state.due = 0.0
-        return TaskHandle(self, state)
+        # Nothing known yet: ask on the next tick rather than after a full interval.
+        self._tracker.ask_soon(state)
+        return TaskHandle(self, state, self._waits)
 
     def notify(self, task: Task) -> bool:
         """Feed a snapshot from your own webhook endpoint; True if it moved the task on.
 
         Snapshots of tasks nobody tracks, and stale or duplicate ones, are ignored.
         """
-        return self._tracker.apply(task)
+        return self._table.apply(task)
 
     def as_completed(
         self, handles: Iterable[TaskHandle], *, timeout: float | None = None
@@ -778,7 +738,14 @@ class MidjourneySession:
                 except MidjourneyError as exc:
                     print(h.id, exc)
         """
-        return as_completed(handles, timeout)
+        return self._as_completed(list(handles), timeout)
+
+    async def _as_completed(
+        self, handles: list[TaskHandle], timeout: float | None
+    ) -> AsyncIterator[TaskHandle]:
+        states = [h._state for h in handles]
+        async for i, outcome in self._waits.outcomes(states, timeout):
+            yield CompletedHandle(handles[i], outcome)
 
     @overload
     async def wait_all(
@@ -820,9 +787,10 @@ class MidjourneySession:
         place; otherwise the first error is raised and the other waits stop
         (their tasks go on on the server).
         """
+        states = [h._state for h in handles]
         if return_exceptions:
-            return await wait_all_settled(handles, timeout)
-        return await wait_all(handles, timeout)
+            return await self._waits.wait_all_settled(states, timeout)
+        return await self._waits.wait_all(states, timeout)
 
     # -- downloads ----------------------------------------------------------
 

@@ -20,17 +20,15 @@ import asyncio
 import hmac
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from aiohttp import web
 
 from ._dialects import OhMyGPTDialect, ProxyDialect
 from ._errors import ConfigurationError, DecodeError
 from ._models import TERMINAL, Task
-
-if TYPE_CHECKING:
-    from ._session import MidjourneySession
 
 __all__ = ["WebhookConfig", "WebhookReceiver", "WebhookStats", "parse_notification"]
 
@@ -93,12 +91,33 @@ def parse_notification(
     return parser.parse_notification(body)
 
 
-class WebhookReceiver:
-    """An aiohttp server on the session's behalf. Started and stopped by the session."""
+# How many submitted ids the allow-list keeps; the oldest go first past it.
+MAX_ALLOWED = 200_000
 
-    def __init__(self, config: WebhookConfig, session: MidjourneySession) -> None:
+
+class WebhookReceiver:
+    """An aiohttp server on the session's behalf. Started and stopped by the session.
+
+    It knows the session only through three callables: ``parse`` turns a body
+    into a Task, ``notify`` offers a snapshot to the state machine (True if it
+    moved the task on), and ``confirm`` fetches a task to check what a
+    callback claimed. Which ids it accepts is its own allow-list, filled by
+    :meth:`allow` as the session submits.
+    """
+
+    def __init__(
+        self,
+        config: WebhookConfig,
+        *,
+        parse: Callable[[bytes], Task],
+        notify: Callable[[Task], bool],
+        confirm: Callable[[str], Awaitable[None]],
+    ) -> None:
         self.config = config
-        self._session = session
+        self._parse = parse
+        self._notify = notify
+        self._confirm_task = confirm
+        self._allowed: dict[str, None] = {}
         self._token = secrets.token_urlsafe(24)
         self._runner: web.AppRunner | None = None
         self._confirming: set[str] = set()
@@ -108,6 +127,19 @@ class WebhookReceiver:
 
     def __repr__(self) -> str:
         return f"<WebhookReceiver {self.config.host}:{self.config.port}>"
+
+    def allow(self, task_id: str) -> None:
+        """Accept callbacks about ``task_id`` (a task this session submitted)."""
+        allowed = self._allowed
+        allowed[task_id] = None
+        if len(allowed) > MAX_ALLOWED:
+            # Oldest first: a dict keeps insertion order.
+            for old in list(allowed)[: MAX_ALLOWED // 4]:
+                del allowed[old]
+
+    def allows(self, task_id: str) -> bool:
+        """Whether callbacks about ``task_id`` are accepted."""
+        return task_id in self._allowed
 
     async def start(self) -> None:
         app = web.Application(client_max_size=self.config.max_body)
@@ -158,11 +190,11 @@ class WebhookReceiver:
             self.stats.rejected_size += 1
             return web.Response(status=413)
         try:
-            task = self._session.dialect.parse_notification(body)
+            task = self._parse(body)
         except DecodeError:
             self.stats.rejected_body += 1
             return web.Response(status=400, text="not a task")
-        if not self._session.submitted(task.id):
+        if task.id not in self._allowed:
             self.stats.rejected_unknown += 1
             return web.Response(status=404, text="unknown task")
         self.stats.accepted += 1
@@ -170,7 +202,7 @@ class WebhookReceiver:
             if not self._confirm(task.id):
                 self.stats.rejected_busy += 1
                 return web.Response(status=503)
-        elif self._session.notify(task):
+        elif self._notify(task):
             self.stats.applied += 1
         return web.Response(status=200, text="ok")
 
@@ -188,9 +220,6 @@ class WebhookReceiver:
     async def _confirm_one(self, task_id: str) -> None:
         try:
             self.stats.confirms += 1
-            # A state even for a task whose handle was dropped, so that its end
-            # still reaches the journal; it lives as long as this confirmation.
-            state = self._session._tracker.state(task_id)
-            await self._session._tracker.refresh([state.id])
+            await self._confirm_task(task_id)
         finally:
             self._confirming.discard(task_id)

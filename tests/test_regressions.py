@@ -22,6 +22,7 @@ from midjourney_async import (
     ModalRequired,
     NotFoundError,
     QueueFullError,
+    RateLimitError,
     RequestTimeout,
     RetryPolicy,
     ServerError,
@@ -64,7 +65,7 @@ async def test_an_abandoned_modal_task_gives_its_slot_back() -> None:
         polled = emu.stats.list_ids
         await (await mj.imagine("one more")).wait(timeout=10)
         # The MODAL task nobody waits on is no longer polled.
-        assert child.id not in mj._tracker._watched
+        assert not mj._tracker.watching(child.id)
         assert emu.stats.list_ids - polled <= mj.tracker_stats.list_requests
 
 
@@ -187,7 +188,7 @@ async def test_states_of_forgotten_handles_are_freed() -> None:
         for i in range(20):
             await mj.imagine(f"fire and forget {i}")
         gc.collect()
-        assert list(mj._tracker.states) == [kept.id]
+        assert list(mj._table.states) == [kept.id]
 
 
 async def test_wrong_base_url_says_so_rather_than_task_not_found(
@@ -343,9 +344,10 @@ async def test_a_modal_step_keeps_the_slot_while_its_task_runs() -> None:
         emu.faults.add(FaultRule("submit/modal", "latency", latency=0.3))
         step = await mj.modal(child.id, prompt="grid remixed")
         await emu.wait_for(step.id, "IN_PROGRESS")
-        assert step._state.forced, "the running task holds the only slot"
+        assert mj._slots is not None
+        assert mj._slots.holds(step.id), "the running task holds the only slot"
         blocked = asyncio.ensure_future(mj.imagine("must wait"))
-        await until(lambda: len(mj._slots._waiters or ()) == 1)  # type: ignore[union-attr]
+        await until(lambda: mj._slots is not None and mj._slots.waiting == 1)  # type: ignore[attr-defined]
         assert emu.stats.submit_attempts_by_prompt["must wait"] == 0
         blocked.cancel()
 
@@ -396,7 +398,7 @@ async def test_close_ends_a_submit_waiting_for_a_slot() -> None:
         await mj.open()
         await mj.imagine("stuck")
         blocked = asyncio.ensure_future(mj.imagine("next"))
-        await until(lambda: len(mj._slots._waiters or ()) == 1)  # type: ignore[union-attr]
+        await until(lambda: mj._slots is not None and mj._slots.waiting == 1)  # type: ignore[attr-defined]
         await mj.close()
         with pytest.raises(SessionClosed):
             await asyncio.wait_for(blocked, 5)
@@ -435,10 +437,25 @@ async def test_a_modal_answer_survives_a_refused_modal_step() -> None:
     ) as emu, MidjourneySession(emu.base_url, emu.api_key, provider="new-api",
                                 poll_interval=0.01, retry=RetryPolicy.never()) as mj:
         child = await (await mj.imagine("grid")).variation(1, prompt="grid remixed")
+        emu.faults.add(FaultRule("submit/modal", "status", status=429, times=1))
+        with pytest.raises(RateLimitError):
+            await child.wait(timeout=10)
+        assert (await child.wait(timeout=10)).status is TaskStatus.SUCCESS
+
+
+async def test_a_modal_step_met_by_a_5xx_is_never_sent_again() -> None:
+    # A 5xx may come after the server took the step (and billed it).
+    async with Emulator(
+        "new-api", account_remix=True, relay_refresh_interval=0
+    ) as emu, MidjourneySession(emu.base_url, emu.api_key, provider="new-api",
+                                poll_interval=0.01, retry=RetryPolicy.never()) as mj:
+        child = await (await mj.imagine("grid")).variation(1, prompt="grid remixed")
         emu.faults.add(FaultRule("submit/modal", "status", status=503, times=1))
         with pytest.raises(ServerError):
             await child.wait(timeout=10)
-        assert (await child.wait(timeout=10)).status is TaskStatus.SUCCESS
+        with pytest.raises(ModalRequired):
+            await child.wait(timeout=10)
+        assert emu.stats.requests["submit/modal"] == 1
 
 
 async def test_as_completed_deadline_does_not_leak_into_later_waits() -> None:
@@ -459,7 +476,7 @@ async def test_one_stray_404_from_list_does_not_end_batching() -> None:
                                      **FAST) as mj:
             handles = [await mj.imagine(f"cat {i}") for i in range(20)]
             await mj.wait_all(handles, timeout=30)
-            assert mj._tracker._list is not None
+            assert mj._reader.lists
             assert mj.tracker_stats.list_requests > 1
 
 

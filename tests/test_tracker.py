@@ -190,7 +190,7 @@ async def test_cancelled_waiters_leave_the_tracker_healthy() -> None:
         assert mj._tracker.running
         assert stuck._state.waiters == 0
         # The cancelled task's state no longer costs requests.
-        assert stuck.id not in mj._tracker._watched
+        assert not mj._tracker.watching(stuck.id)
 
 
 async def test_max_in_flight_turns_a_burst_into_a_stream() -> None:
@@ -262,6 +262,6 @@ async def test_wait_all_raises_the_first_error_and_leaves_nothing_behind() -> No
         tasks = await mj.wait_all(good, timeout=30)
         assert [t.id for t in tasks] == [h.id for h in good]
         for handle in (*good, bad, hung):
-            assert not handle._state.listeners
+            assert not handle._state.subscribers
             assert handle._state.waiters == 0
-        assert hung.id not in mj._tracker._watched
+        assert not mj._tracker.watching(hung.id)

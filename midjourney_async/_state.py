@@ -1,0 +1,218 @@
+"""The task state machine: what the session knows of each task id, moved forward only.
+
+Every source of snapshots (the poller, ``refresh()``, webhook callbacks,
+``session.notify()``) goes through :meth:`StateTable.apply`, which keeps the
+forward-only rule: NOT_START < SUBMITTED < IN_PROGRESS/MODAL < terminal, and
+progress never goes down, so late, duplicate or out-of-order snapshots are
+dropped. A change reaches everyone through one path, :meth:`TaskState.publish`:
+the subscribers of that state (waits, ``updates()``), then, when the task
+settles (ends, fails or stops in MODAL), the table's observers (the in-flight
+slots, the journal).
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Callable
+
+from ._errors import MidjourneyError
+from ._models import STATUS_RANK, TERMINAL, Task, TaskStatus
+
+__all__ = ["StateTable", "TaskState", "is_newer"]
+
+logger = logging.getLogger("midjourney_async")
+
+Subscriber = Callable[["TaskState"], None]
+
+
+def is_newer(old: Task | None, new: Task) -> bool:
+    """Whether ``new`` moves the task forward from ``old`` (the forward-only rule)."""
+    if old is None:
+        return True
+    old_rank = STATUS_RANK.get(old.status, 2)
+    new_rank = STATUS_RANK.get(new.status, 2)
+    if new_rank != old_rank:
+        return new_rank > old_rank
+    if old.status in TERMINAL:
+        return False
+    old_pct = old.progress_percent if old.progress_percent is not None else -1
+    new_pct = new.progress_percent if new.progress_percent is not None else -1
+    if new_pct != old_pct:
+        return new_pct > old_pct
+    return new.status != old.status
+
+
+class TaskState:
+    """What the session knows of one task id; shared by every handle on that id.
+
+    Besides the snapshot it holds what every handle on the id must agree on:
+    the prompt and mask to answer a modal window with, should one open later
+    (new-api shows a remix window only through the status), and the task a
+    modal step turned this one into when it got a new id.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "due",
+        "error",
+        "holds",
+        "id",
+        "left_modal",
+        "misses",
+        "modal_answer",
+        "not_found",
+        "not_found_at",
+        "queue_position",
+        "subscribers",
+        "successor",
+        "task",
+        "waiters",
+    )
+
+    def __init__(self, task_id: str, queue_position: int | None = None) -> None:
+        self.id = task_id
+        self.task: Task | None = None
+        self.error: MidjourneyError | None = None
+        self.queue_position = queue_position
+        # Poller bookkeeping: active waits, reasons to poll with no wait (an
+        # in-flight slot), when to ask next, and how often it went missing.
+        self.waiters = 0
+        self.holds = 0
+        self.due = 0.0
+        self.misses = 0
+        self.not_found = 0
+        self.not_found_at = 0.0
+        # Set once a modal step was accepted: a late MODAL snapshot is stale then.
+        self.left_modal = False
+        self.modal_answer: tuple[str | None, str | None] | None = None
+        self.successor: TaskState | None = None
+        self.subscribers: list[Subscriber] | None = None
+
+    def __repr__(self) -> str:
+        status = self.task.status if self.task is not None else "unknown"
+        return f"<TaskState {self.id} {status}>"
+
+    @property
+    def done(self) -> bool:
+        """Ended: a terminal snapshot, or an error (not found, rejected key)."""
+        return self.error is not None or (self.task is not None and self.task.status in TERMINAL)
+
+    @property
+    def settled(self) -> bool:
+        """Nothing more happens without the caller: ended, or waiting in MODAL."""
+        return self.done or (self.task is not None and self.task.status == TaskStatus.MODAL)
+
+    @property
+    def latest(self) -> TaskState:
+        """This state, or the one a modal step turned it into (followed to the end)."""
+        state = self
+        while state.successor is not None:
+            state = state.successor
+        return state
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        """Call ``subscriber(state)`` at every change from now on."""
+        if self.subscribers is None:
+            self.subscribers = [subscriber]
+        else:
+            self.subscribers.append(subscriber)
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        subs = self.subscribers
+        if subs is not None:
+            try:
+                subs.remove(subscriber)
+            except ValueError:
+                return
+            if not subs:
+                self.subscribers = None
+
+    def publish(self) -> None:
+        """Tell every subscriber that this state changed."""
+        subs = self.subscribers
+        if subs:
+            for subscriber in tuple(subs) if len(subs) > 1 else subs:
+                subscriber(self)
+
+
+class StateTable:
+    """Every task state of a session by id, and the forward-only rule applied to them.
+
+    Weak: a state lives as long as a handle, a wait or the poller needs it, so
+    fire-and-forget handles and abandoned waits cost nothing for ever.
+    ``observers`` are told once per settle (ended, failed or MODAL).
+    """
+
+    def __init__(self) -> None:
+        self.states: weakref.WeakValueDictionary[str, TaskState] = (
+            weakref.WeakValueDictionary()
+        )
+        self.observers: list[Subscriber] = []
+        self.applied = 0
+        self.dropped = 0
+        self.closed = False
+
+    def get(self, task_id: str) -> TaskState | None:
+        return self.states.get(task_id)
+
+    def state(self, task_id: str, queue_position: int | None = None) -> TaskState:
+        """The shared state of ``task_id``, created on first use."""
+        st = self.states.get(task_id)
+        if st is None:
+            st = TaskState(task_id, queue_position)
+            self.states[task_id] = st
+        elif queue_position is not None:
+            st.queue_position = queue_position
+        return st
+
+    def apply(self, task: Task) -> bool:
+        """Offer a snapshot from any source; True if it moved a known task forward."""
+        st = self.states.get(task.id)
+        if st is None:
+            return False
+        return self.update(st, task)
+
+    def update(self, st: TaskState, task: Task) -> bool:
+        """Offer ``task`` as the next snapshot of ``st``; True if it moved it forward."""
+        st.misses = 0
+        st.not_found = 0
+        modal = task.status == TaskStatus.MODAL
+        if not is_newer(st.task, task) or (modal and st.left_modal):
+            self.dropped += 1
+            return False
+        previous = st.task
+        st.task = task
+        self.applied += 1
+        if previous is None or previous.status != task.status:
+            logger.info("task %s: %s %s", task.id, task.status, task.progress or "")
+        if modal or task.status in TERMINAL:
+            self._settled(st)
+        st.publish()
+        return True
+
+    def fail(self, st: TaskState, error: MidjourneyError) -> None:
+        """End ``st`` with an error (not found after the grace, a rejected key)."""
+        st.error = error
+        self._settled(st)
+        st.publish()
+
+    def reopen(self, st: TaskState) -> None:
+        """Let a task leave MODAL once its modal step was accepted under the same id.
+
+        The next snapshots may rank below the MODAL one (SUBMITTED), and any
+        MODAL snapshot still on its way is stale from now on.
+        """
+        st.left_modal = True
+        if st.task is not None and st.task.status == TaskStatus.MODAL:
+            st.task = None
+
+    def _settled(self, st: TaskState) -> None:
+        for observer in self.observers:
+            observer(st)
+
+    def close(self) -> None:
+        """Wake every subscriber: the session is closing, their waits end."""
+        self.closed = True
+        for st in list(self.states.values()):
+            st.publish()
