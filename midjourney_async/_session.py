@@ -18,13 +18,8 @@ from ._config import Settings
 from ._dialects import Dialect, make_dialect
 from ._errors import (
     ConfigurationError,
-    ConnectError,
-    HTTPStatusError,
     InvalidRequestError,
     MidjourneyError,
-    SessionClosed,
-    SlotTimeout,
-    SubmitRejected,
 )
 from ._grid import write_tiles
 from ._handle import CompletedHandle, TaskHandle
@@ -40,7 +35,6 @@ from ._models import (
     ModalRequest,
     ShortenRequest,
     SimpleChangeRequest,
-    SubmitResult,
     SwapFaceRequest,
     Task,
     UploadRequest,
@@ -48,8 +42,8 @@ from ._models import (
 )
 from ._providers import Provider
 from ._reader import TaskReader
-from ._slots import LocalSlots, Slot, SlotLimiter
 from ._state import StateTable, TaskState
+from ._submitter import Submitter
 from ._tracker import Tracker, TrackerStats
 from ._transport import HttpRequest, HttpResponse, RetryPolicy, Transport, status_error
 from ._waiting import Waits
@@ -166,22 +160,10 @@ class MidjourneySession:
             interval=cfg.tracker_interval,
             not_found_grace=cfg.not_found_grace,
         )
-        self._waits = Waits(
-            self._table,
-            self._tracker,
-            answer=self._answer_modal,
-            handle_for=self._handle_for,
-            default_timeout=cfg.wait_timeout,
-        )
-        self._slots: SlotLimiter | None = None
-        if cfg.max_in_flight:
-            self._slots = LocalSlots(cfg.max_in_flight, keep=self._keep, drop=self._drop)
-            self._table.observers.append(self._slot_settled)
         keeper: JournalKeeper | None = None
         if journal is not None:
             store = journal if isinstance(journal, Journal) else SQLiteJournal(journal)
             keeper = JournalKeeper(store, cfg.provider.name)
-            self._table.observers.append(keeper.settled)
         self._journal = keeper
         self._webhook: WebhookReceiver | None = None
         if cfg.webhook is not None:
@@ -191,6 +173,22 @@ class MidjourneySession:
                 notify=self.notify,
                 confirm=self._confirm,
             )
+        self._submitter = Submitter(
+            self._transport,
+            self.dialect,
+            self._tracker,
+            max_in_flight=cfg.max_in_flight,
+            journal=keeper,
+            webhook=self._webhook,
+        )
+        self._slots = self._submitter.slots
+        self._waits = Waits(
+            self._table,
+            self._tracker,
+            answer=self._submitter.answer_modal,
+            handle_for=self._handle_for,
+            default_timeout=cfg.wait_timeout,
+        )
         self._open = False
 
     def __repr__(self) -> str:
@@ -214,6 +212,7 @@ class MidjourneySession:
                 except BaseException:
                     await self._transport.close()
                     raise
+                self._submitter.callback_url = self._webhook.url
                 if not self.provider.callbacks:
                     logger.warning(
                         "%s relays drop notifyHook unless their operator enabled it; "
@@ -231,6 +230,7 @@ class MidjourneySession:
     async def close(self) -> None:
         """Stop the poller and the receiver and close the HTTP session."""
         self._open = False
+        self._submitter.callback_url = None
         if self._slots is not None:
             self._slots.close()
         # Callbacks first: a late confirm must not touch a closed tracker or journal.
@@ -271,14 +271,6 @@ class MidjourneySession:
 
     # -- plumbing -----------------------------------------------------------
 
-    async def _call_submit(self, op: str, body: msgspec.Struct,
-                           extra: dict[str, Any] | None) -> SubmitResult:
-        url = self.webhook_url
-        if url is not None and hasattr(body, "notify_hook"):
-            body.notify_hook = url
-        req = self.dialect.submit(op, body, extra)
-        return await self._transport.call(req, partial(self.dialect.parse_submit, op))
-
     async def _submit(
         self,
         op: str,
@@ -287,97 +279,10 @@ class MidjourneySession:
         *,
         continues: str | None = None,
     ) -> TaskHandle:
-        """Submit, journal and track one task. ``continues`` names the MODAL task a
-        modal step answers: if it still holds an in-flight slot, the step carries it
-        while it is sent (a MODAL snapshot arriving meanwhile cannot free it)."""
-        slots = self._slots
-        slot: Slot | None = None
-        if slots is not None:
-            slot = slots.take(continues) if continues else None
-            if slot is None:
-                slot = await slots.acquire(self._transport.timeout)
-        try:
-            result = await self._call_submit(op, body, extra)
-        except BaseException:
-            if slots is not None and slot is not None:
-                slots.release(slot)
-            raise
-        assert result.task_id is not None
-        if self._webhook is not None:
-            for task_id in result.task_ids:
-                self._webhook.allow(task_id)
-        state = self._tracker.state(result.task_id, result.queue_position)
-        if slot is not None:
-            self._bind(slot, state)
-        if self._journal is not None:
-            prompt = getattr(body, "prompt", None) or getattr(body, "custom_id", None)
-            await self._journal.record(
-                op,
-                prompt if isinstance(prompt, str) else None,
-                getattr(body, "state", None),
-                result.task_ids,
-            )
-        logger.info(
-            "%s accepted as task %s (code %d%s)",
-            op,
-            result.task_id,
-            result.code,
-            f", {result.queue_position} ahead" if result.queue_position else "",
-        )
-        if continues is not None and result.task_id == continues:
-            self._tracker.reopen(state)
+        state, result = await self._submitter.submit(op, body, extra, continues=continues)
         return TaskHandle(
             self, state, self._waits, submit_code=result.code, task_ids=result.task_ids
         )
-
-    def _bind(self, slot: Slot, state: TaskState) -> None:
-        """Let ``slot`` ride on ``state``'s task until it settles."""
-        assert self._slots is not None
-        if state.done:
-            # Already over (trueai answers a Like with its finished parent's id).
-            self._slots.release(slot)
-        else:
-            self._slots.bind(slot, state.id)
-
-    def _keep(self, task_id: str) -> None:
-        self._tracker.hold(self._tracker.state(task_id))
-
-    def _drop(self, task_id: str) -> None:
-        state = self._table.get(task_id)
-        if state is not None:
-            self._tracker.unhold(state)
-
-    def _slot_settled(self, state: TaskState) -> None:
-        # A task waiting for a modal step may wait for ever (trueai never expires
-        # one): it must not hold an in-flight slot meanwhile.
-        assert self._slots is not None
-        self._slots.settled(state.id)
-
-    async def _answer_modal(self, state: TaskState) -> TaskState:
-        """Submit the modal answer kept on a MODAL state; the state it becomes."""
-        assert state.modal_answer is not None
-        prompt, mask = state.modal_answer
-        try:
-            follow = await self.modal(state.id, prompt=prompt, mask_base64=mask)
-        except (SubmitRejected, ConnectError, SessionClosed, SlotTimeout):
-            # Provably not accepted: the next wait() answers the window again.
-            raise
-        except HTTPStatusError as exc:
-            if exc.status < 500:
-                raise
-            # A 5xx may come after the server took the step: never send it twice.
-            state.modal_answer = None
-            raise
-        except BaseException:
-            # It may have been accepted: never send the paid step twice.
-            state.modal_answer = None
-            raise
-        state.modal_answer = None
-        successor = follow._state
-        if successor is not state:
-            state.successor = successor
-            state.publish()
-        return successor
 
     def _handle_for(self, state: TaskState) -> TaskHandle:
         return TaskHandle(self, state, self._waits)
@@ -650,7 +555,7 @@ class MidjourneySession:
         if not images:
             raise InvalidRequestError("upload_images needs at least one image", code=None)
         body = UploadRequest(base64_array=[as_data_url(i) for i in images])
-        result = await self._call_submit("upload-discord-images", body, None)
+        result = await self._submitter.call("upload-discord-images", body, None)
         return list(result.urls)
 
     # -- queries ------------------------------------------------------------
