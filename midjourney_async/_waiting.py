@@ -189,51 +189,48 @@ class Waits:
             settle.close()
 
     async def updates(self, state: TaskState, timeout: float | None) -> AsyncIterator[Task]:
-        """Each new snapshot of ``state`` (and of its successor) until a terminal one."""
+        """Each new snapshot of ``state`` (and of its successor) until a terminal one.
+
+        A FAILURE is the last snapshot, not an error; a task that waits in
+        MODAL with no answer kept raises :class:`ModalRequired` after its
+        MODAL snapshot, as ``wait()`` does.
+        """
         self.check()
         limit = self.limit(timeout)
         end = time.monotonic() + limit
-        changed = asyncio.Event()
-
-        def wake(_: TaskState) -> None:
-            changed.set()
-
-        current = state.latest
-        self.tracker.watch(current)
-        current.subscribe(wake)
+        settle = Settle(self, [state], every_change=True)
         try:
             last: Task | None = None
             while True:
-                if current.successor is not None:
-                    # A modal step answered elsewhere turned the task into another.
-                    self.tracker.unwatch(current)
-                    current.unsubscribe(wake)
-                    current = current.latest
-                    self.tracker.watch(current)
-                    current.subscribe(wake)
-                    continue
-                task = current.task
+                task = settle.current(0).task
                 if task is not None and task is not last:
                     last = task
                     yield task
                     if task.is_terminal:
                         return
-                    continue
-                if current.error is not None:
-                    raise current.error
-                if self.table.closed:
-                    raise SessionClosed(current.id)
-                changed.clear()
                 try:
                     async with deadline(max(0.0, end - time.monotonic())):
-                        await changed.wait()
+                        ready = await settle.step()
                 except TimeoutError as exc:
                     if isinstance(exc, MidjourneyError):
                         raise
-                    raise TaskTimeout(current.id, limit, current.task) from None
+                    raise settle.timeout(limit) from None
+                for _, outcome in ready:
+                    if isinstance(outcome, ModalRequired):
+                        modal = settle.current(0).task
+                        if modal is not None and modal is not last:
+                            yield modal
+                        raise outcome
+                    if isinstance(outcome, MidjourneyError) and not isinstance(
+                        outcome, TaskFailed
+                    ):
+                        raise outcome
+                    final = outcome.task if isinstance(outcome, TaskFailed) else outcome
+                    if final is not last:
+                        yield final
+                    return
         finally:
-            self.tracker.unwatch(current)
-            current.unsubscribe(wake)
+            settle.close()
 
 
 class Settle:
@@ -241,13 +238,17 @@ class Settle:
 
     :meth:`step` returns the positions resolved since the last step (at least
     one), each with its outcome. Positions follow a state's successor after
-    a modal step.
+    a modal step. With ``every_change`` it also returns (with nothing
+    resolved) at each new snapshot, for ``updates()``.
     """
 
-    __slots__ = ("_at", "_changed", "_event", "_first", "_positions", "_waits", "_watched")
+    __slots__ = ("_at", "_changed", "_event", "_every", "_positions", "_waits", "_watched")
 
-    def __init__(self, waits: Waits, states: list[TaskState]) -> None:
+    def __init__(
+        self, waits: Waits, states: list[TaskState], *, every_change: bool = False
+    ) -> None:
         self._waits = waits
+        self._every = every_change
         self._event = asyncio.Event()
         self._watched: list[TaskState] = []
         # Where each state stands in the caller's list (a state may stand twice).
@@ -263,15 +264,21 @@ class Settle:
                 spots.append(i)
         # Every state is looked at once before anything is awaited.
         self._changed: list[TaskState] = list(self._at)
-        self._first = True
 
     def __call__(self, st: TaskState) -> None:
         """The subscriber: note a state that may have settled, and wake the wait."""
         if st.settled or st.successor is not None:
             self._changed.append(st)
             self._event.set()
-        elif self._waits.table.closed:
+        elif self._every or self._waits.table.closed:
             self._event.set()
+
+    def current(self, position: int) -> TaskState:
+        """The state ``position`` waits on now (a successor after a modal step)."""
+        for st, spots in self._at.items():
+            if position in spots:
+                return st
+        return self._positions[position].latest
 
     def _attach(self, st: TaskState) -> None:
         self._waits.tracker.watch(st)
@@ -293,8 +300,7 @@ class Settle:
         if position is None:
             left = self.unsettled()
             position = left[0] if left else 0
-        st = next((s for s, spots in self._at.items() if position in spots), None)
-        st = st if st is not None else self._positions[position].latest
+        st = self.current(position)
         return TaskTimeout(st.id, limit, st.task)
 
     async def step(self) -> list[tuple[int, Outcome]]:
@@ -317,6 +323,8 @@ class Settle:
                 raise SessionClosed(next(iter(self._at)).id)
             if not self._changed:
                 await self._event.wait()
+                if self._every and not self._changed:
+                    return ready
 
     async def _resolve(self, st: TaskState, spots: list[int]) -> Outcome | None:
         """The outcome of ``st`` if it has one now; follows a successor."""
