@@ -177,9 +177,12 @@ class Settings:
     def poll_retry(self) -> RetryPolicy:
         """The poller gives up on a failing tick sooner than a user call would:
         the next tick is the retry."""
+        # A 429 is retried once after at most a tick; past that the poller
+        # itself backs off (never past the nearest wait's deadline).
         return RetryPolicy(
-            max_tries=2,
+            max_tries=min(2, self.retry.max_tries),
             max_time=min(self.retry.max_time, max(self.poll_interval * 4, 5.0)),
             base_delay=self.retry.base_delay,
+            max_retry_after=min(self.retry.max_retry_after, self.poll_interval),
             wait_scale=self.retry.wait_scale,
         )

@@ -26,6 +26,7 @@ Every error the library raises derives from :class:`MidjourneyError`::
     ├── TaskTimeout (also TimeoutError)            a wait passed its deadline (.task)
     ├── SessionClosed                              the session closed while a wait ran
     ├── SlotTimeout (also TimeoutError)            no in-flight slot came free in time
+    ├── JournalError                               an accepted task could not be journaled (.handle)
     └── ButtonNotFound (also LookupError)          the task has no such button (.available)
 
 No message or repr of these errors contains the API key: the transport redacts
@@ -49,6 +50,7 @@ __all__ = [
     "DecodeError",
     "HTTPStatusError",
     "InvalidRequestError",
+    "JournalError",
     "MidjourneyError",
     "ModalRequired",
     "NotFoundError",
@@ -330,6 +332,33 @@ class SlotTimeout(MidjourneyError, TimeoutError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.limit, self.timeout))
+
+
+class JournalError(MidjourneyError):
+    """The journal could not store a submit.
+
+    With ``task_ids`` the server accepted the task (and it is paid for):
+    ``handle`` waits on it as usual, but after a crash ``resume()`` would not
+    find it, so keep the ids somewhere. Without them the journal failed before
+    sending, and nothing was sent.
+    """
+
+    def __init__(self, task_ids: list[str], reason: str, handle: TaskHandle | None = None) -> None:
+        if task_ids:
+            message = (
+                f"task {', '.join(task_ids)} was accepted but is not in the journal "
+                f"({reason}); wait on error.handle, and keep the id: resume() will not find it"
+            )
+        else:
+            message = f"the journal cannot record this submit ({reason})"
+        super().__init__(message)
+        self.task_ids = task_ids
+        self.reason = reason
+        self.handle = handle
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A handle belongs to a live session: it does not travel.
+        return (type(self), (self.task_ids, self.reason))
 
 
 class ButtonNotFound(MidjourneyError, LookupError):

@@ -18,16 +18,19 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import anyio
 import msgspec
 
+from ._errors import TaskNotFound
+
 if TYPE_CHECKING:
     from ._state import TaskState
 
-__all__ = ["Journal", "JournalEntry", "JournalKeeper", "SQLiteJournal"]
+__all__ = ["IntentJournal", "Journal", "JournalEntry", "JournalKeeper", "SQLiteJournal"]
 
 logger = logging.getLogger("midjourney_async")
 
@@ -65,6 +68,26 @@ class Journal(Protocol):
         """Release the backend."""
 
 
+@runtime_checkable
+class IntentJournal(Journal, Protocol):
+    """A journal that also keeps each submit while it is on its way.
+
+    An intent is written before a submit is sent and settled when its answer
+    comes; one left open after a crash names a submit whose task may exist
+    on the server, found by its ``state`` tag. Optional: a plain
+    :class:`Journal` works without it.
+    """
+
+    async def intend(self, entry: JournalEntry) -> None:
+        """Store an intent (``entry.state`` is its tag) durably before returning."""
+
+    async def settle_intent(self, tag: str, outcome: str) -> None:
+        """Close the intent ``tag`` with ``outcome`` (ACCEPTED or NOT_ACCEPTED)."""
+
+    async def unconfirmed(self) -> list[JournalEntry]:
+        """Every intent still open, oldest first (``task_id`` is empty)."""
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
     task_id      TEXT PRIMARY KEY,
@@ -77,6 +100,14 @@ CREATE TABLE IF NOT EXISTS tasks (
     status       TEXT
 );
 CREATE INDEX IF NOT EXISTS tasks_unfinished ON tasks (finished_at, submitted_at);
+CREATE TABLE IF NOT EXISTS intents (
+    tag        TEXT PRIMARY KEY,
+    operation  TEXT NOT NULL,
+    prompt     TEXT,
+    provider   TEXT,
+    sent_at    INTEGER NOT NULL,
+    outcome    TEXT
+);
 """
 
 _COLUMNS = "task_id, operation, prompt, state, provider, submitted_at, finished_at, status"
@@ -146,6 +177,41 @@ class SQLiteJournal:
     async def record(self, entry: JournalEntry) -> None:
         await anyio.to_thread.run_sync(self._record, entry)
 
+    def _intend(self, entry: JournalEntry) -> None:
+        with self._lock:
+            self._connect().execute(
+                "INSERT OR REPLACE INTO intents (tag, operation, prompt, provider, sent_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (entry.state, entry.operation, entry.prompt, entry.provider, entry.submitted_at),
+            )
+
+    def _settle_intent(self, tag: str, outcome: str) -> None:
+        with self._lock:
+            self._connect().execute(
+                "UPDATE intents SET outcome = ? WHERE tag = ?", (outcome, tag)
+            )
+
+    def _unconfirmed(self) -> list[JournalEntry]:
+        with self._lock:
+            rows = self._connect().execute(
+                "SELECT tag, operation, prompt, provider, sent_at FROM intents "
+                "WHERE outcome IS NULL ORDER BY sent_at, rowid"
+            ).fetchall()
+        return [
+            JournalEntry(task_id="", operation=op, prompt=prompt, state=tag,
+                         provider=provider, submitted_at=sent)
+            for tag, op, prompt, provider, sent in rows
+        ]
+
+    async def intend(self, entry: JournalEntry) -> None:
+        await anyio.to_thread.run_sync(self._intend, entry)
+
+    async def settle_intent(self, tag: str, outcome: str) -> None:
+        await anyio.to_thread.run_sync(self._settle_intent, tag, outcome)
+
+    async def unconfirmed(self) -> list[JournalEntry]:
+        return await anyio.to_thread.run_sync(self._unconfirmed)
+
     async def finish(self, task_id: str, status: str) -> None:
         await anyio.to_thread.run_sync(self._finish, task_id, status)
 
@@ -186,10 +252,44 @@ class JournalKeeper:
     def __repr__(self) -> str:
         return f"<JournalKeeper {self.journal!r}>"
 
+    @property
+    def keeps_intents(self) -> bool:
+        """Whether the journal keeps submits on their way (:class:`SQLiteJournal` does)."""
+        return isinstance(self.journal, IntentJournal)
+
+    async def intend(self, operation: str, prompt: str | None, tag: str) -> None:
+        """Write that a submit tagged ``tag`` is about to be sent.
+
+        Should the process die before the answer arrives, the intent stays
+        open: :meth:`unconfirmed` lists it, with the ``state`` tag the server
+        got, so the task can be looked for.
+        """
+        journal = self.journal
+        assert isinstance(journal, IntentJournal)
+        entry = JournalEntry(
+            task_id="",
+            operation=operation,
+            prompt=prompt,
+            state=tag,
+            provider=self.provider,
+            submitted_at=int(time.time() * 1000),
+        )
+        await self._write(journal.intend, entry, what=f"the intent to {operation}")
+
+    async def settle_intent(self, tag: str, outcome: str) -> None:
+        """The submit tagged ``tag`` was answered: accepted, or provably not."""
+        journal = self.journal
+        assert isinstance(journal, IntentJournal)
+        try:
+            await journal.settle_intent(tag, outcome)
+        except Exception:
+            # The ids themselves are written: a stale intent only asks for a look.
+            logger.exception("could not close the journal's intent %s", tag)
+
     async def record(
         self, operation: str, prompt: str | None, state: str | None, ids: list[str]
     ) -> None:
-        """Write every id of one accepted submit."""
+        """Write every id of one accepted submit; raise once the writes keep failing."""
         now = int(time.time() * 1000)
         for task_id in ids:
             entry = JournalEntry(
@@ -200,17 +300,37 @@ class JournalKeeper:
                 provider=self.provider,
                 submitted_at=now,
             )
+            await self._write(self.journal.record, entry, what=f"task {task_id}")
+
+    async def _write(
+        self, write: Callable[[JournalEntry], Awaitable[None]], entry: JournalEntry, *, what: str
+    ) -> None:
+        # A busy disk or a locked database often clears within a moment.
+        for attempt, pause in enumerate((0.05, 0.2, 0.0)):
             try:
-                await self.journal.record(entry)
-            except Exception:
-                # The task exists and is paid for: hand it back all the same.
-                logger.exception("could not write task %s to the journal", task_id)
+                await write(entry)
+                return
+            except Exception as exc:
+                logger.warning("could not write %s to the journal: %r", what, exc)
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(pause)
 
     def settled(self, st: TaskState) -> None:
-        """A state observer: mark the task finished once it ended."""
-        if not st.done:
+        """A state observer: mark the task finished once the server said it ended.
+
+        Only a final state the server reported, or its not knowing the id after
+        the grace, finishes a row: a rejected key ends waits but says nothing of
+        the task, which still runs and is paid for.
+        """
+        if st.error is not None:
+            if not isinstance(st.error, TaskNotFound):
+                return
+            status = "NOT_FOUND"
+        elif st.task is not None and st.done:
+            status = str(st.task.status)
+        else:
             return
-        status = str(st.task.status) if st.error is None and st.task is not None else "NOT_FOUND"
         job = asyncio.get_running_loop().create_task(self._finish(st.id, status))
         self._background.add(job)
         job.add_done_callback(self._background.discard)
@@ -221,11 +341,19 @@ class JournalKeeper:
         except Exception:
             logger.exception("could not mark task %s finished in the journal", task_id)
 
-    async def unfinished(self) -> list[JournalEntry]:
-        """The unfinished entries of this provider (another provider's server would
-        not know them), oldest first."""
-        entries = await self.journal.unfinished()
+    def _mine(self, entries: list[JournalEntry]) -> list[JournalEntry]:
+        # Another provider's server would not know these ids.
         return [e for e in entries if e.provider in (None, self.provider)]
+
+    async def unfinished(self) -> list[JournalEntry]:
+        """The unfinished tasks of this provider, oldest first."""
+        return self._mine(await self.journal.unfinished())
+
+    async def unconfirmed(self) -> list[JournalEntry]:
+        """Submits sent whose answer never came: their tasks may exist on the server."""
+        if not isinstance(self.journal, IntentJournal):
+            return []
+        return self._mine(await self.journal.unconfirmed())
 
     async def close(self) -> None:
         """Let pending writes land, then release the journal."""

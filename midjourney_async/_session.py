@@ -24,9 +24,10 @@ from ._errors import (
 )
 from ._grid import write_tiles
 from ._handle import CompletedHandle, TaskHandle
-from ._journal import Journal, JournalKeeper, SQLiteJournal
+from ._journal import Journal, JournalEntry, JournalKeeper, SQLiteJournal
 from ._media import fetch_bytes, safe_name, save_task_media
 from ._models import (
+    SubmitResult,
     Task,
 )
 from ._providers import Provider
@@ -159,7 +160,9 @@ class MidjourneySession(SubmitEndpoints):
             self._transport,
             self.dialect,
             self._tracker,
+            make_handle=self._new_handle,
             max_in_flight=cfg.max_in_flight,
+            wait_timeout=cfg.wait_timeout,
             journal=keeper,
             webhook=self._webhook,
         )
@@ -170,6 +173,7 @@ class MidjourneySession(SubmitEndpoints):
             answer=self._submitter.answer_modal,
             handle_for=self._handle_for,
             default_timeout=cfg.wait_timeout,
+            gave_up=self._submitter.gave_up,
         )
         self._open = False
 
@@ -213,6 +217,7 @@ class MidjourneySession(SubmitEndpoints):
         """Stop the poller and the receiver and close the HTTP session."""
         self._open = False
         self._submitter.callback_url = None
+        self._submitter.close()
         if self._slots is not None:
             self._slots.close()
         # Callbacks first: a late confirm must not touch a closed tracker or journal.
@@ -261,7 +266,9 @@ class MidjourneySession(SubmitEndpoints):
         *,
         continues: str | None = None,
     ) -> TaskHandle:
-        state, result = await self._submitter.submit(op, body, extra, continues=continues)
+        return await self._submitter.submit(op, body, extra, continues=continues)
+
+    def _new_handle(self, state: TaskState, result: SubmitResult) -> TaskHandle:
         return TaskHandle(
             self, state, self._waits, submit_code=result.code, task_ids=result.task_ids
         )
@@ -292,6 +299,20 @@ class MidjourneySession(SubmitEndpoints):
                 self._webhook.allow(entry.task_id)
             handles.append(self.handle(entry.task_id))
         return handles
+
+    async def unconfirmed_submits(self) -> list[JournalEntry]:
+        """Submits that were sent but whose answer never came (the process died, or
+        the connection dropped after sending): their tasks may exist on the server.
+
+        Each entry names the operation, the prompt and the ``state`` tag the
+        server got with the request; look for that tag in the server's task
+        list (``list-by-condition`` shows it) to find the task.
+        """
+        if self._journal is None:
+            raise ConfigurationError(
+                "unconfirmed_submits() needs a journal: MidjourneySession(journal=...)"
+            )
+        return await self._journal.unconfirmed()
 
     async def _read(self, req: HttpRequest, parse: Any, retry: RetryPolicy | None = None) -> Any:
         return await self._transport.call(req, parse, retry=retry)

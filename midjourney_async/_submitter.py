@@ -10,14 +10,25 @@ answers a modal window kept on a MODAL state, never twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
+from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from ._dialects import Dialect
-from ._errors import ConnectError, HTTPStatusError, SessionClosed, SlotTimeout, SubmitRejected
+from ._errors import (
+    ConnectError,
+    HTTPStatusError,
+    JournalError,
+    SessionClosed,
+    SlotTimeout,
+    SubmitRejected,
+    TransportError,
+)
 from ._journal import JournalKeeper
 from ._media import as_data_url
 from ._models import ModalRequest, SubmitResult
@@ -27,7 +38,12 @@ from ._tracker import Tracker
 from ._transport import Transport
 from ._webhook import WebhookReceiver
 
+if TYPE_CHECKING:
+    from ._handle import TaskHandle
+
 __all__ = ["Submitter"]
+
+HandleFn = Callable[[TaskState, SubmitResult], "TaskHandle"]
 
 logger = logging.getLogger("midjourney_async")
 
@@ -41,15 +57,20 @@ class Submitter:
         dialect: Dialect,
         tracker: Tracker,
         *,
+        make_handle: HandleFn,
         max_in_flight: int | None,
+        wait_timeout: float,
         journal: JournalKeeper | None,
         webhook: WebhookReceiver | None,
     ) -> None:
         self.transport = transport
         self.dialect = dialect
         self.tracker = tracker
+        self.make_handle = make_handle
+        self.wait_timeout = wait_timeout
         self.journal = journal
         self.webhook = webhook
+        self._expiry: dict[str, asyncio.TimerHandle] = {}
         self.slots: SlotLimiter | None = None
         if max_in_flight:
             self.slots = LocalSlots(max_in_flight, keep=self._keep, drop=self._drop)
@@ -75,7 +96,7 @@ class Submitter:
         extra: dict[str, Any] | None = None,
         *,
         continues: str | None = None,
-    ) -> tuple[TaskState, SubmitResult]:
+    ) -> TaskHandle:
         """Submit, journal and track one task. ``continues`` names the MODAL task a
         modal step answers: if it still holds an in-flight slot, the step carries it
         while it is sent (a MODAL snapshot arriving meanwhile cannot free it)."""
@@ -85,11 +106,16 @@ class Submitter:
             slot = slots.take(continues) if continues else None
             if slot is None:
                 slot = await slots.acquire(self.transport.timeout)
+        intent: str | None = None
         try:
+            if self.journal is not None and self.journal.keeps_intents:
+                intent = await self._intend(op, body)
             result = await self.call(op, body, extra)
-        except BaseException:
+        except BaseException as exc:
             if slots is not None and slot is not None:
                 slots.release(slot)
+            if intent is not None and self.journal is not None and _not_accepted(exc):
+                await self.journal.settle_intent(intent, "NOT_ACCEPTED")
             raise
         assert result.task_id is not None
         if self.webhook is not None:
@@ -98,14 +124,9 @@ class Submitter:
         state = self.tracker.state(result.task_id, result.queue_position)
         if slot is not None:
             self._bind(slot, state)
-        if self.journal is not None:
-            prompt = getattr(body, "prompt", None) or getattr(body, "custom_id", None)
-            await self.journal.record(
-                op,
-                prompt if isinstance(prompt, str) else None,
-                getattr(body, "state", None),
-                result.task_ids,
-            )
+        if continues is not None and result.task_id == continues:
+            self.tracker.reopen(state)
+        handle = self.make_handle(state, result)
         logger.info(
             "%s accepted as task %s (code %d%s)",
             op,
@@ -113,9 +134,33 @@ class Submitter:
             result.code,
             f", {result.queue_position} ahead" if result.queue_position else "",
         )
-        if continues is not None and result.task_id == continues:
-            self.tracker.reopen(state)
-        return state, result
+        if self.journal is not None:
+            try:
+                await self.journal.record(
+                    op, _prompt_of(body), getattr(body, "state", None), result.task_ids
+                )
+            except Exception as exc:
+                raise JournalError(result.task_ids, repr(exc), handle) from exc
+            if intent is not None:
+                await self.journal.settle_intent(intent, "ACCEPTED")
+        return handle
+
+    async def _intend(self, op: str, body: msgspec.Struct) -> str:
+        """Write the intent of a submit before it is sent; refuse the submit if it
+        cannot be written (a task nobody could find again must not be created)."""
+        assert self.journal is not None
+        tag = getattr(body, "state", None)
+        if not tag:
+            # A unique tag the server keeps with the task: the way to find a task
+            # whose answer was lost (list-by-condition and task lists show it).
+            tag = f"mj-{secrets.token_hex(8)}"
+            if hasattr(body, "state"):
+                body.state = tag
+        try:
+            await self.journal.intend(op, _prompt_of(body), tag)
+        except Exception as exc:
+            raise JournalError([], f"{exc!r}; nothing was sent") from exc
+        return tag
 
     async def answer_modal(self, state: TaskState) -> TaskState:
         """Submit the modal answer kept on a MODAL state; the state it becomes."""
@@ -125,7 +170,7 @@ class Submitter:
             task_id=state.id, prompt=prompt, mask_base64=as_data_url(mask) if mask else None
         )
         try:
-            successor, _ = await self.submit("modal", body, continues=state.id)
+            successor = (await self.submit("modal", body, continues=state.id))._state
         except (SubmitRejected, ConnectError, SessionClosed, SlotTimeout):
             # Provably not accepted: the next wait() answers the window again.
             raise
@@ -146,13 +191,38 @@ class Submitter:
         return successor
 
     def _bind(self, slot: Slot, state: TaskState) -> None:
-        """Let ``slot`` ride on ``state``'s task until it settles."""
+        """Let ``slot`` ride on ``state``'s task until it settles, or until nobody
+        waits on it past the session's wait deadline."""
         assert self.slots is not None
         if state.done:
             # Already over (trueai answers a Like with its finished parent's id).
             self.slots.release(slot)
-        else:
-            self.slots.bind(slot, state.id)
+            return
+        self.slots.bind(slot, state.id)
+        if state.id not in self._expiry:
+            loop = asyncio.get_running_loop()
+            self._expiry[state.id] = loop.call_later(self.wait_timeout, self._expire, state.id)
+
+    def _expire(self, task_id: str) -> None:
+        self._expiry.pop(task_id, None)
+        state = self.tracker.table.get(task_id)
+        if state is not None and state.waiters:
+            # Someone still waits: the slot comes back when that wait ends.
+            loop = asyncio.get_running_loop()
+            self._expiry[task_id] = loop.call_later(self.wait_timeout, self._expire, task_id)
+            return
+        self._give_back(task_id)
+
+    def gave_up(self, state: TaskState) -> None:
+        """The last wait on ``state`` passed its deadline: its slot comes back, and
+        with nobody waiting the task is no longer polled."""
+        if state.waiters == 0:
+            self._give_back(state.id)
+
+    def _give_back(self, task_id: str) -> None:
+        if self.slots is not None and self.slots.holds(task_id):
+            logger.info("task %s: nobody waits on it any more; its slot is given back", task_id)
+            self.slots.settled(task_id)
 
     def _keep(self, task_id: str) -> None:
         self.tracker.hold(self.tracker.state(task_id))
@@ -167,3 +237,26 @@ class Submitter:
         # one): it must not hold an in-flight slot meanwhile.
         assert self.slots is not None
         self.slots.settled(state.id)
+        timer = self._expiry.pop(state.id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def close(self) -> None:
+        """Stop the slot deadlines (the session is closing)."""
+        for timer in self._expiry.values():
+            timer.cancel()
+        self._expiry.clear()
+
+
+def _prompt_of(body: msgspec.Struct) -> str | None:
+    prompt = getattr(body, "prompt", None) or getattr(body, "custom_id", None)
+    return prompt if isinstance(prompt, str) else None
+
+
+def _not_accepted(exc: BaseException) -> bool:
+    """Whether a failed submit provably created nothing on the server."""
+    if isinstance(exc, (SubmitRejected, SlotTimeout, SessionClosed)):
+        return True
+    if isinstance(exc, TransportError):
+        return not exc.maybe_received
+    return isinstance(exc, HTTPStatusError) and exc.status < 500

@@ -84,6 +84,8 @@ class Tracker:
         self._pause_until = 0.0
         self._closed = False
         self._stats = TrackerStats()
+        # When running waits end: a pause never runs past the nearest one.
+        self._ends: dict[object, float] = {}
         table.observers.append(self._settled)
 
     # -- what to poll -------------------------------------------------------
@@ -146,6 +148,23 @@ class Tracker:
         """Ask about ``st`` on the next tick rather than after a full interval."""
         if st.task is None:
             st.due = 0.0
+
+    def expect(self, waiter: object, end: float) -> None:
+        """``waiter`` gives up at ``end`` (monotonic): poll once before it, pause or not."""
+        self._ends[waiter] = end
+
+    def unexpect(self, waiter: object) -> None:
+        self._ends.pop(waiter, None)
+
+    def _pause(self, seconds: float) -> None:
+        now = time.monotonic()
+        until = now + min(seconds, MAX_PAUSE)
+        if self._ends:
+            nearest = min(self._ends.values())
+            if nearest < until:
+                # Ask once more shortly before the nearest wait gives up.
+                until = max(now, nearest - max(0.05, min(1.0, (nearest - now) * 0.1)))
+        self._pause_until = max(self._pause_until, until)
 
     @property
     def pending(self) -> int:
@@ -327,8 +346,7 @@ class Tracker:
             stats.rate_limited += 1
             self._penalty = min(self._penalty * 2, self.max_interval / max(self.interval, 1e-9))
             if exc.retry_after:
-                pause = min(exc.retry_after, MAX_PAUSE)
-                self._pause_until = max(self._pause_until, time.monotonic() + pause)
+                self._pause(exc.retry_after)
         logger.warning("poll failed, will try again next tick: %s", exc)
 
     async def refresh(self, ids: Iterable[str]) -> None:

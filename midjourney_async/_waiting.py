@@ -77,7 +77,9 @@ class Waits:
         answer: AnswerFn,
         handle_for: HandleFn,
         default_timeout: float,
+        gave_up: Callable[[TaskState], None] | None = None,
     ) -> None:
+        self.gave_up = gave_up
         self.table = table
         self.tracker = tracker
         self.answer = answer
@@ -111,7 +113,7 @@ class Waits:
         """The SUCCESS task of ``state``, or its error."""
         self.check()
         limit = self.limit(timeout)
-        settle = Settle(self, [state])
+        settle = Settle(self, [state], limit)
         try:
             async with deadline(limit):
                 while True:
@@ -122,6 +124,7 @@ class Waits:
         except TimeoutError as exc:
             if isinstance(exc, MidjourneyError):
                 raise
+            settle.expired = True
             raise settle.timeout(limit) from None
         finally:
             settle.close()
@@ -132,7 +135,7 @@ class Waits:
         limit = self.limit(timeout)
         results: list[Task | None] = [None] * len(states)
         left = len(states)
-        settle = Settle(self, states)
+        settle = Settle(self, states, limit)
         try:
             async with deadline(limit):
                 while left:
@@ -144,6 +147,7 @@ class Waits:
         except TimeoutError as exc:
             if isinstance(exc, MidjourneyError):
                 raise
+            settle.expired = True
             raise settle.timeout(limit) from None
         finally:
             settle.close()
@@ -170,7 +174,7 @@ class Waits:
         limit = self.limit(timeout)
         end = time.monotonic() + limit
         left = len(states)
-        settle = Settle(self, states)
+        settle = Settle(self, states, limit)
         try:
             while left:
                 try:
@@ -179,6 +183,7 @@ class Waits:
                 except TimeoutError as exc:
                     if isinstance(exc, MidjourneyError):
                         raise
+                    settle.expired = True
                     for i in settle.unsettled():
                         yield i, settle.timeout(limit, i)
                     return
@@ -198,7 +203,7 @@ class Waits:
         self.check()
         limit = self.limit(timeout)
         end = time.monotonic() + limit
-        settle = Settle(self, [state], every_change=True)
+        settle = Settle(self, [state], limit, every_change=True)
         try:
             last: Task | None = None
             while True:
@@ -214,6 +219,7 @@ class Waits:
                 except TimeoutError as exc:
                     if isinstance(exc, MidjourneyError):
                         raise
+                    settle.expired = True
                     raise settle.timeout(limit) from None
                 for _, outcome in ready:
                     if isinstance(outcome, ModalRequired):
@@ -242,13 +248,31 @@ class Settle:
     resolved) at each new snapshot, for ``updates()``.
     """
 
-    __slots__ = ("_at", "_changed", "_event", "_every", "_positions", "_waits", "_watched")
+    __slots__ = (
+        "_at",
+        "_changed",
+        "_event",
+        "_every",
+        "_positions",
+        "_waits",
+        "_watched",
+        "expired",
+    )
 
     def __init__(
-        self, waits: Waits, states: list[TaskState], *, every_change: bool = False
+        self,
+        waits: Waits,
+        states: list[TaskState],
+        limit: float,
+        *,
+        every_change: bool = False,
     ) -> None:
         self._waits = waits
         self._every = every_change
+        #: Set when the wait ended at its deadline.
+        self.expired = False
+        # The poller may pause (a 429's Retry-After), but not past this wait's end.
+        waits.tracker.expect(self, time.monotonic() + limit)
         self._event = asyncio.Event()
         self._watched: list[TaskState] = []
         # Where each state stands in the caller's list (a state may stand twice).
@@ -286,10 +310,14 @@ class Settle:
         self._watched.append(st)
 
     def close(self) -> None:
-        tracker = self._waits.tracker
+        waits = self._waits
+        tracker = waits.tracker
+        tracker.unexpect(self)
         for st in self._watched:
             tracker.unwatch(st)
             st.unsubscribe(self)
+            if self.expired and waits.gave_up is not None and not st.settled:
+                waits.gave_up(st)
         self._watched.clear()
 
     def unsettled(self) -> list[int]:

@@ -53,7 +53,13 @@ def journal_rows(path: Path) -> list[tuple[str, str | None, str | None]]:
         return []
     conn = sqlite3.connect(path)
     try:
-        return list(conn.execute("SELECT task_id, state, status FROM tasks ORDER BY rowid"))
+        # Rows of submits on their way (intents) are not tasks.
+        return list(
+            conn.execute(
+                "SELECT task_id, state, status FROM tasks "
+                "WHERE task_id NOT LIKE 'intent:%' ORDER BY rowid"
+            )
+        )
     except sqlite3.OperationalError:  # the child has not created the table yet
         return []
     finally:

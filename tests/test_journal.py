@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from midjourney_async import (
+    JournalError,
     MidjourneySession,
     RetryPolicy,
     TaskFailed,
@@ -185,8 +186,12 @@ async def test_a_failing_journal_never_loses_the_handle(
             raise OSError("disk full")
 
     async with Emulator() as emu, session(emu, Broken()) as mj:
-        with caplog.at_level(logging.ERROR, logger="midjourney_async"):
-            handle = await mj.imagine("paid for all the same")
+        with caplog.at_level(logging.WARNING, logger="midjourney_async"), pytest.raises(
+            JournalError
+        ) as info:
+            await mj.imagine("paid for all the same")
+        handle = info.value.handle
+        assert handle is not None
         assert (await handle).status is TaskStatus.SUCCESS
     assert any("journal" in r.getMessage() for r in caplog.records)
 
