@@ -381,7 +381,7 @@ class Transport:
         the headers) is neither the cause nor the context of what users see.
         """
         detail = self.redact(str(exc)) or type(exc).__name__
-        if isinstance(exc, aiohttp.ClientConnectorDNSError) and isinstance(
+        if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(
             exc.os_error, RefusedAddress
         ):
             return DownloadRefused(str(exc.os_error), url=self.redact(url))
