@@ -59,7 +59,7 @@ def _png(width: int, height: int, idat: bytes) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "size", [(60_000, 60_000), (10_000, 9_000), (2**31 - 1, 2)], ids=["bomb", "big", "absurd"]
+    "size", [(60_000, 60_000), (9_000, 9_000), (2**31 - 1, 2)], ids=["bomb", "big", "absurd"]
 )
 def test_split_grid_refuses_a_decompression_bomb_before_decoding_it(
     size: tuple[int, int],
