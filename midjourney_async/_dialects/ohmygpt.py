@@ -23,6 +23,7 @@ from .._models import (
     ImagineRequest,
     SubmitResult,
     Task,
+    redact_hook,
 )
 from ._base import Dialect, as_int, rejection
 from ._json import decode_any, encode, to_epoch_ms
@@ -59,6 +60,9 @@ def task_from_ohmygpt(data: dict[str, Any]) -> Task:
     for key in ("taskType", "webhookUrl", "imageDcUrl", "imageS3Url", "finalPrompt"):
         if data.get(key) is not None:
             properties[key] = data[key]
+    if "webhookUrl" in properties:
+        # Its path holds the receiver's secret token.
+        properties["webhookUrl"] = redact_hook(properties["webhookUrl"])
     # The S3 copy outlives Discord's expiring attachment links, so prefer it.
     image = _str(data.get("imageS3Url")) or _str(data.get("imageDcUrl")) or _str(
         data.get("imageUrl")
