@@ -130,8 +130,11 @@ def resolve_url(url: str, base_url: str) -> str:
     refused); only a scheme-less path (new-api's ``/mj/image/{id}``) is
     resolved against the provider's base URL.
     """
-    absolute = url if urlsplit(url).scheme else base_url + "/" + url.lstrip("/")
-    scheme = urlsplit(absolute).scheme.lower()
+    try:
+        absolute = url if urlsplit(url).scheme else base_url + "/" + url.lstrip("/")
+        scheme = urlsplit(absolute).scheme.lower()
+    except ValueError:
+        raise DownloadRefused(f"refusing to download {url!r}: not a valid URL", url=url) from None
     if scheme not in ("http", "https"):
         raise InvalidRequestError(
             f"refusing to download {scheme or 'a relative'} URL {url!r}: only http(s)",

@@ -420,7 +420,7 @@ class Transport:
         hop to a loopback, link-local or private address is refused unless it
         is on the base URL's origin or in ``download_allow``.
         """
-        absolute = yarl.URL(url if "://" in url else self.base_url + url)
+        absolute = self._url(url if "://" in url else self.base_url + url)
         limit = timeout or self.timeout
         # Left out when no timeout is given: aiohttp reads None as "no timeout at
         # all", which would drop the session's own.
@@ -435,7 +435,7 @@ class Transport:
                 ) as resp:
                     location = resp.headers.get("Location")
                     if resp.status in REDIRECTS and location:
-                        absolute = resp.url.join(yarl.URL(location))
+                        absolute = resp.url.join(self._url(location))
                         if absolute.scheme not in ("http", "https"):
                             raise DownloadRefused(
                                 "download redirected to a non-http(s) URL",
@@ -467,6 +467,18 @@ class Transport:
         finally:
             self._release()
         raise error
+
+    def _url(self, text: str) -> yarl.URL:
+        """``text`` as a URL whose port can be read; DownloadRefused otherwise."""
+        try:
+            url = yarl.URL(text)
+            url.port  # noqa: B018 - yarl checks the port lazily
+        except ValueError:
+            raise DownloadRefused(
+                f"refusing to download {self.redact(text)!r}: not a valid URL",
+                url=self.redact(text),
+            ) from None
+        return url
 
     def _check_address(self, url: yarl.URL) -> None:
         """Refuse a hop to a non-public IP literal; names are checked by the resolver."""

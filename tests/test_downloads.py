@@ -333,3 +333,29 @@ async def test_one_failed_link_ends_the_others_and_leaves_no_file(tmp_path: Path
         assert files(tmp_path) == []
         await asyncio.wait_for(host_done, 5)
     assert files(tmp_path) == []
+
+
+# -- links that are not URLs ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[bad/x.png", "http://127.0.0.1:99999/x.png", "http://h:port/x.png"]
+)
+async def test_a_link_that_is_not_a_url_is_a_typed_refusal(
+    make_session: Any, tmp_path: Path, url: str
+) -> None:
+    mj = await make_session()
+    with pytest.raises(DownloadRefused, match="not a valid URL"):
+        await mj.download(snapshot(url), tmp_path)
+    assert files(tmp_path) == []
+
+
+@pytest.mark.parametrize("location", ["http://[bad/x.png", "http://h:99999/x"])
+async def test_a_redirect_to_something_that_is_not_a_url_is_a_typed_refusal(
+    server: RecordingServer, make_session: Any, tmp_path: Path, location: str
+) -> None:
+    server.add("GET", "/mj/image/7", Reply(status=302, headers={"Location": location}))
+    mj = await make_session()
+    with pytest.raises(DownloadRefused, match="not a valid URL"):
+        await mj.download(snapshot("/mj/image/7"), tmp_path)
+    assert files(tmp_path) == []
