@@ -22,7 +22,7 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Row, interleaved, report
 
-from midjourney_async._models import decode_task, decode_task_list
+from midjourney_async._dialects.proxy import decode_task, decode_task_list
 
 SAMPLE = Path(__file__).resolve().parent.parent / "tests" / "samples"
 

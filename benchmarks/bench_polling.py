@@ -38,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import EmulatorProcess, Row, delta, report
 
 from midjourney_async import MidjourneySession, TaskHandle
-from midjourney_async._models import TERMINAL, decode_task
+from midjourney_async._dialects.proxy import decode_task
+from midjourney_async._models import TERMINAL
 
 SAMPLE = Path(__file__).resolve().parent.parent / "tests" / "samples"
 FETCH = "task/fetch"

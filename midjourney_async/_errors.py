@@ -9,6 +9,8 @@ Every error the library raises derives from :class:`MidjourneyError`::
     │   ├── ConnectError                           the connection was never made
     │   └── RequestTimeout (also TimeoutError)     no answer in time; may have been received
     ├── DecodeError                                the body was not what the dialect expects
+    ├── DownloadRefused                            a download's address or content is not allowed
+    │   └── DownloadTooLarge                       the body is over the download's size cap
     ├── HTTPStatusError                            an HTTP error status
     │   ├── AuthenticationError                    401
     │   ├── PermissionDeniedError                  403
@@ -30,7 +32,8 @@ Every error the library raises derives from :class:`MidjourneyError`::
     └── ButtonNotFound (also LookupError)          the task has no such button (.available)
 
 No message or repr of these errors contains the API key: the transport redacts
-it from every server text it quotes.
+it from every server text it quotes. Every error pickles with its fields (a
+:class:`ModalRequired` keeps ``task_id`` but not its live ``handle``).
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ __all__ = [
     "ConfigurationError",
     "ConnectError",
     "DecodeError",
+    "DownloadRefused",
+    "DownloadTooLarge",
     "HTTPStatusError",
     "InvalidRequestError",
     "JournalError",
@@ -88,6 +93,24 @@ class MidjourneyError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The subclasses take keyword-only fields, which the default pickling
+        # (cls(*args)) cannot pass: rebuild without __init__ and restore them.
+        state = {k: v for k, v in self.__dict__.items() if k not in self._not_pickled}
+        return (_rebuild, (type(self), self.args, state))
+
+    #: Attributes that belong to a live session and are left out of a pickle.
+    _not_pickled: frozenset[str] = frozenset()
+
+
+def _rebuild(cls: type[MidjourneyError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    error.args = args
+    for name in cls._not_pickled:
+        setattr(error, name, None)
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigurationError(MidjourneyError, ValueError):
@@ -141,6 +164,31 @@ class DecodeError(MidjourneyError):
     def __init__(self, message: str, *, body: str = "") -> None:
         super().__init__(message)
         self.body = body
+
+
+class DownloadRefused(MidjourneyError):
+    """A download was refused before its body was kept; nothing was written.
+
+    The link (or a redirect hop) points at a loopback, link-local or private
+    address that is neither the base URL's origin nor in ``download_allow``,
+    or the body is not an image or a video. ``url`` is the refused address.
+    """
+
+    def __init__(self, message: str, *, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class DownloadTooLarge(DownloadRefused):
+    """A download's body is over its ``max_bytes`` cap; nothing was written.
+
+    ``size`` is the declared length when the server sent one, else None.
+    """
+
+    def __init__(self, message: str, *, url: str, max_bytes: int, size: int | None = None) -> None:
+        super().__init__(message, url=url)
+        self.max_bytes = max_bytes
+        self.size = size
 
 
 class HTTPStatusError(MidjourneyError):
@@ -269,7 +317,11 @@ class ModalRequired(MidjourneyError):
     """The task waits in MODAL for a /submit/modal step (a prompt or a mask).
 
     ``handle`` is the waiting task; answer it with ``session.modal(handle.id, ...)``.
+    ``task_id`` is its id; a pickled copy keeps it, with ``handle`` None (a handle
+    belongs to a live session).
     """
+
+    _not_pickled = frozenset({"handle"})
 
     def __init__(self, handle: TaskHandle) -> None:
         super().__init__(
@@ -277,6 +329,7 @@ class ModalRequired(MidjourneyError):
             f"session.modal({handle.id!r}, prompt=..., mask_base64=...)"
         )
         self.handle = handle
+        self.task_id = handle.id
 
 
 class TaskTimeout(MidjourneyError, TimeoutError):

@@ -10,7 +10,12 @@ from pathlib import Path
 
 from ._errors import ConfigurationError, DecodeError
 
-__all__ = ["split_grid_bytes", "write_tiles"]
+__all__ = ["MAX_GRID_PIXELS", "split_grid_bytes", "write_tiles"]
+
+#: A grid is about 4 megapixels; this is far above any real one and below
+#: Pillow's own decompression-bomb warning, so a bomb is refused before it is
+#: decompressed.
+MAX_GRID_PIXELS = 80_000_000
 
 
 def split_grid_bytes(data: bytes) -> list[bytes]:
@@ -29,8 +34,13 @@ def split_grid_bytes(data: bytes) -> list[bytes]:
         ) from None
     try:
         with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size  # from the header: nothing is decompressed yet
+            if width * height > MAX_GRID_PIXELS:
+                raise DecodeError(
+                    f"a {width}x{height} image is far larger than a grid "
+                    "(a decompression bomb?); it was not decoded"
+                )
             image.load()
-            width, height = image.size
             if width < 2 or height < 2:
                 raise DecodeError(f"a {width}x{height} image is too small to be a grid")
             half_w, half_h = width // 2, height // 2
@@ -41,7 +51,12 @@ def split_grid_bytes(data: bytes) -> list[bytes]:
                     out = io.BytesIO()
                     tile.save(out, format="PNG")
                     tiles.append(out.getvalue())
-    except (UnidentifiedImageError, OSError) as exc:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,  # raised, not shown, where warnings are errors
+    ) as exc:
         raise DecodeError(f"the grid is not an image Pillow can read: {exc}") from None
     return tiles
 

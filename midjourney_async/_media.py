@@ -8,14 +8,15 @@ import binascii
 import logging
 import os
 import re
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import anyio
 
-from ._errors import DecodeError, InvalidRequestError
+from ._errors import DownloadRefused, DownloadTooLarge, InvalidRequestError
 
 if TYPE_CHECKING:
     from ._models import Task
@@ -30,7 +31,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("midjourney_async")
-_CHUNK = 256 * 1024
 
 _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -130,8 +130,11 @@ def resolve_url(url: str, base_url: str) -> str:
     refused); only a scheme-less path (new-api's ``/mj/image/{id}``) is
     resolved against the provider's base URL.
     """
-    absolute = url if urlsplit(url).scheme else base_url + "/" + url.lstrip("/")
-    scheme = urlsplit(absolute).scheme.lower()
+    try:
+        absolute = url if urlsplit(url).scheme else base_url + "/" + url.lstrip("/")
+        scheme = urlsplit(absolute).scheme.lower()
+    except ValueError:
+        raise DownloadRefused(f"refusing to download {url!r}: not a valid URL", url=url) from None
     if scheme not in ("http", "https"):
         raise InvalidRequestError(
             f"refusing to download {scheme or 'a relative'} URL {url!r}: only http(s)",
@@ -140,28 +143,95 @@ def resolve_url(url: str, base_url: str) -> str:
     return absolute
 
 
-async def _capped(resp: Any, url: str, max_bytes: int) -> AsyncIterator[bytes]:
-    """The body of ``resp`` in chunks, stopping with DecodeError past ``max_bytes``."""
-    length = resp.content_length
-    if length is not None and length > max_bytes:
-        raise DecodeError(
-            f"download of {url} refused: {length} bytes is over the {max_bytes}-byte cap"
-        )
-    size = 0
-    async for chunk in resp.content.iter_chunked(_CHUNK):
-        size += len(chunk)
-        if size > max_bytes:
-            raise DecodeError(f"download of {url} stopped: over the {max_bytes}-byte cap")
-        yield chunk
+def _media_type(content_type: str | None, first: bytes, url: str) -> str:
+    """The media type of a download, or DownloadRefused for anything but an image or video.
+
+    ``application/octet-stream`` (or no type at all), as some object stores
+    answer, passes only when the first bytes are a known image or video format.
+    """
+    declared = (content_type or "").split(";")[0].strip().lower()
+    if declared.startswith(("image/", "video/")):
+        return declared
+    if declared in ("", "application/octet-stream", "binary/octet-stream"):
+        sniffed = _sniff_media(first)
+        if sniffed:
+            return sniffed
+    shown = declared or "no content type"
+    raise DownloadRefused(
+        f"refusing to save {url}: the server sent {shown}, not an image or a video",
+        url=url,
+    )
+
+
+def _sniff_media(data: bytes) -> str | None:
+    for signature, mime in _SIGNATURES:
+        if data.startswith(signature):
+            return mime
+    if data[4:8] == b"ftyp":
+        return "video/mp4"
+    if data.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video/webm"
+    return None
+
+
+def _too_large(url: str, max_bytes: int, size: int | None = None) -> DownloadTooLarge:
+    if size is not None:
+        what = f"refused: {size} bytes is over the {max_bytes}-byte cap"
+    else:
+        what = f"stopped: the body is over the {max_bytes}-byte cap"
+    return DownloadTooLarge(
+        f"download of {url} {what}; nothing was saved",
+        url=url,
+        max_bytes=max_bytes,
+        size=size,
+    )
+
+
+async def _first(chunks: AsyncIterator[bytes]) -> bytes:
+    async for chunk in chunks:
+        if chunk:
+            return chunk
+    return b""
 
 
 async def fetch_bytes(
     transport: Transport, url: str, *, max_bytes: int, timeout: float | None = None
 ) -> bytes:
-    """The whole body at ``url``, capped at ``max_bytes``."""
+    """The whole body at ``url``, capped at ``max_bytes``; only images and videos."""
     absolute = resolve_url(url, transport.base_url)
-    async with transport.stream(absolute, timeout=timeout) as resp:
-        return b"".join([chunk async for chunk in _capped(resp, absolute, max_bytes)])
+
+    async def consume(
+        final: str, headers: Mapping[str, str], length: int | None, chunks: AsyncIterator[bytes]
+    ) -> bytes:
+        if length is not None and length > max_bytes:
+            raise _too_large(final, max_bytes, length)
+        first = await _first(chunks)
+        _media_type(headers.get("Content-Type"), first, final)
+        parts = [first]
+        size = len(first)
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > max_bytes:
+                raise _too_large(final, max_bytes)
+            parts.append(chunk)
+        if size > max_bytes:
+            raise _too_large(final, max_bytes)
+        return b"".join(parts)
+
+    return await transport.download(absolute, consume, timeout=timeout)
+
+
+def _create_part(directory: Path, final_name: str) -> tuple[int, Path]:
+    """A new, exclusively created temporary file next to ``final_name``: (fd, path).
+
+    The name is unpredictable and the file is created with O_EXCL (and
+    O_NOFOLLOW where the platform has it), so a file or symlink planted in the
+    directory is never opened, let alone written through.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+    partial = directory / f".{final_name}.{secrets.token_hex(8)}.part"
+    return os.open(partial, flags, 0o666), partial
 
 
 async def save_url(
@@ -173,21 +243,41 @@ async def save_url(
     max_bytes: int,
     timeout: float | None = None,
 ) -> Path:
-    """Stream ``url`` into ``directory/name<ext>`` (via a ``.part`` file); the path."""
+    """Stream ``url`` into ``directory/name<ext>`` (via a temporary file); the path."""
     absolute = resolve_url(url, transport.base_url)
-    async with transport.stream(absolute, timeout=timeout) as resp:
-        path = directory / (name + extension_for(resp.headers.get("Content-Type"), absolute))
-        partial = path.with_name(path.name + ".part")
-        size = 0
+
+    async def consume(
+        final: str, headers: Mapping[str, str], length: int | None, chunks: AsyncIterator[bytes]
+    ) -> tuple[Path, int]:
+        if length is not None and length > max_bytes:
+            raise _too_large(final, max_bytes, length)
+        first = await _first(chunks)
+        content_type = headers.get("Content-Type")
+        media = _media_type(content_type, first, final)
+        ext = extension_for(content_type, final)
+        if ext == ".bin":
+            ext = _EXTENSIONS.get(media, ".bin")
+        path = directory / (name + ext)
+        fd, partial = _create_part(directory, path.name)
+        size = len(first)
         try:
             # Disk writes go to a worker thread so the poller never stalls on I/O.
-            async with await anyio.open_file(partial, "wb") as out:
-                async for chunk in _capped(resp, absolute, max_bytes):
+            async with anyio.wrap_file(os.fdopen(fd, "wb")) as out:
+                if size > max_bytes:
+                    raise _too_large(final, max_bytes)
+                await out.write(first)
+                async for chunk in chunks:
                     size += len(chunk)
+                    if size > max_bytes:
+                        raise _too_large(final, max_bytes)
                     await out.write(chunk)
-            partial.replace(path)
+            # A rename replaces a symlink planted at the final name, never its target.
+            os.replace(partial, path)
         finally:
             partial.unlink(missing_ok=True)
+        return path, size
+
+    path, size = await transport.download(absolute, consume, timeout=timeout)
     logger.info("saved %s (%d bytes)", path, size)
     return path
 
@@ -200,7 +290,11 @@ async def save_task_media(
     max_bytes: int,
     timeout: float | None = None,
 ) -> list[Path]:
-    """Save the image, the separate images and the videos of ``task``; their paths."""
+    """Save the image, the separate images and the videos of ``task``; their paths.
+
+    All or nothing: the first failure cancels the other downloads and removes
+    what they saved, then raises; no temporary file is left behind.
+    """
     await anyio.Path(directory).mkdir(parents=True, exist_ok=True)
     stem = safe_name(task.id)
     jobs: list[tuple[str, str]] = []
@@ -208,10 +302,32 @@ async def save_task_media(
         jobs.append((task.image_url, stem))
     jobs += [(url, f"{stem}_{i}") for i, url in enumerate(task.image_urls, 1)]
     jobs += [(url, f"{stem}_video_{i}") for i, url in enumerate(task.video_urls, 1)]
-    saved = await asyncio.gather(
-        *(
+    if not jobs:
+        return []
+    running = [
+        asyncio.ensure_future(
             save_url(transport, url, directory, name, max_bytes=max_bytes, timeout=timeout)
-            for url, name in jobs
         )
-    )
-    return list(saved)
+        for url, name in jobs
+    ]
+    outcomes: list[Path | BaseException] = []
+    try:
+        await asyncio.wait(running, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        # Also when the caller is cancelled: no download goes on writing after we
+        # return, and a failed call leaves none of its files behind.
+        for job in running:
+            job.cancel()
+        outcomes = await asyncio.gather(*running, return_exceptions=True)
+        if any(isinstance(outcome, BaseException) for outcome in outcomes):
+            for outcome in outcomes:
+                if isinstance(outcome, Path):
+                    outcome.unlink(missing_ok=True)
+    paths: list[Path] = []
+    for outcome in outcomes:
+        if isinstance(outcome, asyncio.CancelledError):
+            continue
+        if isinstance(outcome, BaseException):
+            raise outcome
+        paths.append(outcome)
+    return paths

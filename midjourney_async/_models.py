@@ -1,25 +1,21 @@
 """Wire models: the Task every dialect decodes into, buttons, submit results and
 one request struct per endpoint.
 
-Decoding is the hot path of the poller (thousands of tasks a tick), so the
-proxy dialect decodes straight into :class:`Task` with a decoder built once,
-and ``Task.__post_init__`` only does the few dict look-ups that turn wire
-strings into enums. Bodies that do not fit the strict types (a numeric id, ISO
-timestamps, nulls where lists belong) take a slower tolerant path instead of
-failing: see :func:`decode_task`.
+The models know no wire format: each dialect (``_dialects/``) turns bytes into
+them. Decoding is the hot path of the poller (thousands of tasks a tick), so
+``Task.__post_init__`` only does the few dict look-ups that turn wire strings
+into enums.
 """
 
 from __future__ import annotations
 
 import enum
 import re
-from datetime import datetime
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import msgspec
 from msgspec.structs import force_setattr
-
-from ._errors import DecodeError
 
 __all__ = [
     "ActionRequest",
@@ -135,7 +131,41 @@ def parse_percent(progress: str | None) -> int | None:
 
 
 # Epoch seconds stay below 1e11 until the year 5138; epoch milliseconds are above.
-_MS_FLOOR: Final = 100_000_000_000
+MS_FLOOR: Final = 100_000_000_000
+_MS_FLOOR: Final = MS_FLOOR
+
+# Servers echo the callback URL a submit named into the task; its path ends in the
+# webhook receiver's secret token, so a snapshot keeps only the origin.
+_HOOK_KEYS: Final = ("notifyHook", "webhookUrl", "webhook")
+
+
+_HOOK_MEMO: dict[str, str] = {}
+
+
+def redact_hook(url: Any) -> Any:
+    """A callback URL without its path, query and user info: ``http://host:port/***``."""
+    if not isinstance(url, str) or not url:
+        return url
+    # A session sends one callback URL: the memo spares urlsplit on the poller's path.
+    known = _HOOK_MEMO.get(url)
+    if known is not None:
+        return known
+    parts = urlsplit(url)
+    if parts.scheme and parts.netloc:
+        redacted = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/***"
+    else:
+        redacted = "***"
+    if len(_HOOK_MEMO) < 256:
+        _HOOK_MEMO[url] = redacted
+    return redacted
+
+
+def _without_hooks(properties: dict[str, Any]) -> dict[str, Any]:
+    clean = dict(properties)
+    for key in _HOOK_KEYS:
+        if key in clean:
+            clean[key] = redact_hook(clean[key])
+    return clean
 
 # Bound look-ups for Task.__post_init__, which runs once per decoded task.
 _status_of = _STATUSES.get
@@ -233,6 +263,12 @@ class Task(msgspec.Struct, frozen=True, rename="camel", gc=False):
             or (f is not None and f < _MS_FLOOR)
         ):
             self._normalise_times()
+        # One look-up on the hot path; OhMyGPT's webhookUrl is redacted by its dialect.
+        props = self.properties
+        if props and "notifyHook" in props:
+            hook = props["notifyHook"]
+            if hook and not (isinstance(hook, str) and hook.endswith("/***")):
+                force_setattr(self, "properties", _without_hooks(props))
         # Servers send "" where they mean "nothing"; users should test for None only.
         if self.image_url == "":
             force_setattr(self, "image_url", None)
@@ -420,213 +456,3 @@ class SwapFaceRequest(_Req, kw_only=True):
 
     source_base64: str
     target_base64: str
-
-
-# ---------------------------------------------------------------------------
-# Decoding
-
-_task_decoder: Final = msgspec.json.Decoder(Task)
-_task_list_decoder: Final = msgspec.json.Decoder(list[Task])
-_any_decoder: Final = msgspec.json.Decoder()
-_encoder: Final = msgspec.json.Encoder()
-
-_STR_FIELDS: Final = (
-    "action",
-    "progress",
-    "prompt",
-    "promptEn",
-    "description",
-    "state",
-    "imageUrl",
-    "videoUrl",
-    "failReason",
-    "parentId",
-)
-_TIME_FIELDS: Final = ("submitTime", "startTime", "finishTime")
-
-
-def encode(value: Any) -> bytes:
-    """JSON-encode a request struct or plain data with the shared encoder."""
-    return _encoder.encode(value)
-
-
-def snippet(body: bytes, limit: int = 300) -> str:
-    """The start of a body as text, for error messages."""
-    text = body[:limit].decode("utf-8", "replace")
-    return text + ("..." if len(body) > limit else "")
-
-
-def to_epoch_ms(value: Any) -> int | None:
-    """Epoch ms from epoch ms/s numbers, digit strings or ISO-8601 strings."""
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        try:
-            number = float(value)
-        except OverflowError:
-            return None
-    elif isinstance(value, str):
-        text = value.strip()
-        try:
-            number = float(text)
-        except ValueError:
-            try:
-                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-                return int(parsed.timestamp() * 1000)
-            except (ValueError, OverflowError, OSError):
-                # Not ISO, or a date the platform cannot place (year 1, naive times).
-                return None
-    else:
-        return None
-    ms = number * 1000 if number < _MS_FLOOR else number
-    # Zero or less (new-api's Go zero value), NaN, infinities and values past int64
-    # are no time at all (NaN fails the comparison too).
-    if not 0 < ms < 9.2e18:
-        return None
-    return int(ms)
-
-
-def _as_str(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float, bool)):
-        return str(value)
-    return None
-
-
-def _media(value: Any) -> list[str] | None:
-    if isinstance(value, str):
-        return [value] if value else None
-    if not isinstance(value, list):
-        return None
-    urls: list[str] = []
-    for item in value:
-        if isinstance(item, str) and item:
-            urls.append(item)
-        elif isinstance(item, dict) and isinstance(item.get("url"), str) and item["url"]:
-            urls.append(item["url"])
-    return urls
-
-
-def _button(raw: Any) -> Button | None:
-    if not isinstance(raw, dict):
-        return None
-    custom_id = _as_str(raw.get("customId") or raw.get("custom_id"))
-    if not custom_id:
-        return None
-    kind = raw.get("type")
-    style = raw.get("style")
-    return Button(
-        custom_id=custom_id,
-        emoji=_as_str(raw.get("emoji")) or "",
-        label=_as_str(raw.get("label")) or "",
-        type=kind if isinstance(kind, int) and not isinstance(kind, bool) else 2,
-        style=style if isinstance(style, int) and not isinstance(style, bool) else 2,
-    )
-
-
-def task_from_obj(obj: Any) -> Task:
-    """Build a Task from already-decoded proxy-style JSON, tolerating odd types.
-
-    Raises :class:`DecodeError` when ``obj`` is not a task at all.
-    """
-    if not isinstance(obj, dict):
-        raise DecodeError(f"expected a task object, got {type(obj).__name__}")
-    task_id = _as_str(obj.get("id"))
-    if not task_id:
-        raise DecodeError("task object has no id")
-    fields: dict[str, Any] = {"id": task_id}
-    status = _as_str(obj.get("status"))
-    if status is not None:
-        fields["status"] = status
-    for name in _STR_FIELDS:
-        value = _as_str(obj.get(name))
-        if value is not None:
-            fields[name] = value
-    for name in _TIME_FIELDS:
-        ms = to_epoch_ms(obj.get(name))
-        if ms is not None:
-            fields[name] = ms
-    for name in ("imageUrls", "videoUrls"):
-        urls = _media(obj.get(name))
-        if urls is not None:
-            fields[name] = urls
-    raw_buttons = obj.get("buttons")
-    if isinstance(raw_buttons, list):
-        fields["buttons"] = [b for b in map(_button, raw_buttons) if b is not None]
-    props = obj.get("properties")
-    if isinstance(props, dict):
-        fields["properties"] = props
-    try:
-        return msgspec.convert(fields, Task)
-    except msgspec.ValidationError as exc:  # pragma: no cover - fields are cleaned above
-        raise DecodeError(f"task object could not be read: {exc}") from exc
-
-
-def _loads(body: bytes) -> Any:
-    try:
-        return _any_decoder.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        # msgspec raises UnicodeDecodeError for invalid UTF-8 inside a string.
-        raise DecodeError(f"body is not valid JSON: {exc}", body=snippet(body)) from exc
-
-
-def is_empty(body: bytes) -> bool:
-    """True for the bodies servers use to say "nothing": empty, blank or ``null``."""
-    stripped = body.strip()
-    return not stripped or stripped == b"null"
-
-
-def decode_task(body: bytes) -> Task | None:
-    """Decode one proxy-style task; None for an empty body or ``null``.
-
-    Example::
-
-        task = decode_task(b'{"id": "1", "status": "SUCCESS"}')
-    """
-    try:
-        return _task_decoder.decode(body)
-    except msgspec.ValidationError:
-        pass
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        if is_empty(body):
-            return None
-        raise DecodeError("task body is not valid JSON", body=snippet(body)) from None
-    obj = _loads(body)
-    if obj is None:
-        return None
-    try:
-        return task_from_obj(obj)
-    except DecodeError as exc:
-        raise DecodeError(exc.message, body=snippet(body)) from None
-
-
-def decode_task_list(body: bytes) -> list[Task]:
-    """Decode a list-by-condition answer. Entries that are not tasks are skipped."""
-    try:
-        return _task_list_decoder.decode(body)
-    except msgspec.ValidationError:
-        pass
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        if is_empty(body):
-            return []
-        raise DecodeError("task list body is not valid JSON", body=snippet(body)) from None
-    obj = _loads(body)
-    if obj is None:
-        return []
-    if not isinstance(obj, list):
-        raise DecodeError("expected a JSON array of tasks", body=snippet(body))
-    tasks: list[Task] = []
-    for item in obj:
-        try:
-            tasks.append(task_from_obj(item))
-        except DecodeError:
-            continue
-    return tasks
-
-
-def decode_any(body: bytes) -> Any:
-    """Decode any JSON body, raising :class:`DecodeError` on malformed input."""
-    return _loads(body)

@@ -16,7 +16,9 @@ Every field can be overridden per session (``base_url``, ``auth_header``,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Literal
 
 from ._errors import ConfigurationError
@@ -68,7 +70,8 @@ class Provider:
 
 _MODES = ("fast", "relax", "turbo")
 
-PROVIDERS: dict[str, Provider] = {
+#: The presets by name, read-only: pass overrides to the session instead.
+PROVIDERS: Mapping[str, Provider] = MappingProxyType({
     p.name: p
     for p in (
         Provider(
@@ -132,7 +135,7 @@ PROVIDERS: dict[str, Provider] = {
             ("fast", "relax"),
         ),
     )
-}
+})
 
 
 def resolve_provider(

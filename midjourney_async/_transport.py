@@ -1,207 +1,116 @@
 """HTTP transport: the only module of the client that talks aiohttp.
 
-It owns authentication headers, per-request timeouts, JSON and form bodies,
-the retry rule and the translation of aiohttp failures into the error tree.
-
-The retry rule is what keeps a user from paying twice:
-
-* read-only calls (fetch, list-by-condition, image-seed) are retried on
-  connection errors, timeouts, unreadable bodies, 429 (honouring Retry-After)
-  and 502/503/504;
-* a submit is retried only when the connection was never made, or when the
-  server said it did not accept it (429, queue full). Never after a timeout or
-  a dropped connection: the server may have created (and billed) the task.
+It owns authentication headers, the connection limit, per-request timeouts,
+body caps, the retry loop and the translation of aiohttp failures into the
+error tree (in one place, :meth:`Transport._translate`). What a request is,
+what an answer means and which failures may be retried live in
+:mod:`._http`, which does no I/O.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 import ssl as _ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
-from typing import Any, Literal, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import aiohttp
-import backoff
 import yarl
 
 from ._errors import (
-    AuthenticationError,
     ConfigurationError,
     ConnectError,
     DecodeError,
+    DownloadRefused,
     HTTPStatusError,
     MidjourneyError,
-    NotFoundError,
-    PermissionDeniedError,
-    QueueFullError,
-    RateLimitError,
     RequestTimeout,
-    ServerError,
     TransportError,
 )
+from ._guard import AddressGuard, RefusedAddress
+from ._http import (
+    REDIRECTS,
+    HttpRequest,
+    HttpResponse,
+    RetryPolicy,
+    parse_retry_after,
+    retryable,
+    status_error,
+)
+from ._http import delays as _delays
 from ._version import __version__
 
-__all__ = ["HttpRequest", "HttpResponse", "RetryPolicy", "Transport", "status_error"]
+# The request and response types, the policy and the status map moved to the
+# sans-IO module; they stay importable from here.
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "HttpRequest",
+    "HttpResponse",
+    "RetryPolicy",
+    "Transport",
+    "parse_retry_after",
+    "retryable",
+    "status_error",
+]
 
 logger = logging.getLogger("midjourney_async")
 
 _JSON = "application/json"
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MIN_READ_TIMEOUT = 1.0
 _MAX_REDIRECTS = 5
+_CHUNK = 256 * 1024
+
+#: Far above any sane API answer (a list of 100 tasks is ~200 KB).
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
 T = TypeVar("T")
-Kind = Literal["read", "submit"]
+
+#: What a download consumer gets: the final URL, the headers and the body in chunks.
+Consume = Callable[[str, Mapping[str, str], "int | None", AsyncIterator[bytes]], Awaitable[T]]
 
 
-@dataclass(frozen=True, slots=True)
-class HttpRequest:
-    """One request as a dialect builds it; ``kind`` selects the retry rule."""
+class _GuardedResolver(aiohttp.abc.AbstractResolver):
+    """aiohttp's resolver, refusing names that resolve to addresses the guard forbids.
 
-    method: str
-    path: str
-    kind: Kind
-    json: bytes | None = None
-    form: Mapping[str, str] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class HttpResponse:
-    """Status, headers and the raw body of an answer; ``text()`` is safe to quote."""
-
-    status: int
-    body: bytes
-    headers: Mapping[str, str]
-    redact: Callable[[str], str]
-
-    def text(self, limit: int = 300) -> str:
-        """The start of the body as text, with the API key removed."""
-        text = self.body[:limit].decode("utf-8", "replace")
-        if len(self.body) > limit:
-            text += "..."
-        return self.redact(text)
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How reads and not-accepted submits are retried.
-
-    Delays grow exponentially from ``base_delay`` up to ``max_delay`` with
-    jitter; a 429's Retry-After is honoured (capped at ``max_retry_after``).
-    ``max_tries`` counts the first attempt; ``max_time`` bounds the whole call.
-    ``wait_scale`` multiplies every delay: :meth:`without_waits` sets it to 0.
-
-    Example::
-
-        MidjourneySession(..., retry=RetryPolicy(max_tries=3, max_time=20))
+    Checking the resolved address (not the name) is what stops a name that
+    points at 127.0.0.1 or 169.254.169.254; checking it here, on the address
+    aiohttp then connects to, leaves no gap for DNS to change its answer.
     """
 
-    max_tries: int = 5
-    max_time: float = 60.0
-    base_delay: float = 0.5
-    max_delay: float = 15.0
-    max_retry_after: float = 60.0
-    wait_scale: float = 1.0
+    def __init__(self, guard: AddressGuard) -> None:
+        self._guard = guard
+        self._inner = aiohttp.DefaultResolver()
 
-    @classmethod
-    def without_waits(cls, max_tries: int = 5) -> RetryPolicy:
-        """The same rule with every wait removed: for tests."""
-        return cls(max_tries=max_tries, wait_scale=0.0)
+    async def resolve(self, host: str, port: int = 0, family: Any = 0) -> list[Any]:
+        found = await self._inner.resolve(host, port, family)
+        refusal = self._guard.host_refusal(host, port, [str(r["host"]) for r in found])
+        if refusal:
+            raise RefusedAddress(refusal)
+        return found
 
-    @classmethod
-    def never(cls) -> RetryPolicy:
-        """No retries at all."""
-        return cls(max_tries=1)
-
-    def scaled(self, wait_scale: float) -> RetryPolicy:
-        """A copy with another ``wait_scale``."""
-        return replace(self, wait_scale=wait_scale)
-
-
-def _delays(policy: RetryPolicy) -> Generator[float, Any, None]:
-    # backoff primes the generator with send(None), then sends each exception.
-    exc = yield 0.0
-    attempt = 0
-    while True:
-        retry_after = getattr(exc, "retry_after", None)
-        if isinstance(retry_after, (int, float)) and retry_after >= 0:
-            delay = min(float(retry_after), policy.max_retry_after)
-        else:
-            ceiling = min(policy.max_delay, policy.base_delay * (2**attempt))
-            delay = ceiling / 2 + random.uniform(0, ceiling / 2)
-        attempt += 1
-        exc = yield delay * policy.wait_scale
-
-
-def retryable(kind: Kind, exc: Exception) -> bool:
-    """The retry rule: may ``exc`` from a ``kind`` call be tried again?"""
-    if isinstance(exc, (RateLimitError, ConnectError)):
-        return True
-    if kind == "submit":
-        return isinstance(exc, QueueFullError)
-    if isinstance(exc, ServerError):
-        return exc.status in (502, 503, 504)
-    return isinstance(exc, (TransportError, DecodeError))
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds form; dates are ignored)."""
-    if not value:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
-
-
-def status_error(resp: HttpResponse, what: str) -> HTTPStatusError:
-    """The error for an HTTP error status, with a message a user can act on."""
-    status = resp.status
-    body = resp.text()
-    detail = f": {body}" if body else ""
-    if status == 401:
-        return AuthenticationError(
-            f"{what}: 401 unauthorized; check the API key and the provider's auth header{detail}",
-            status=status,
-            body=body,
-        )
-    if status == 403:
-        return PermissionDeniedError(
-            f"{what}: 403 forbidden; the key may not use this endpoint{detail}",
-            status=status,
-            body=body,
-        )
-    if status == 404:
-        return NotFoundError(
-            f"{what}: 404 not found; check the base URL and provider{detail}",
-            status=status,
-            body=body,
-        )
-    if status == 429:
-        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-        hint = f", retry after {retry_after:g} s" if retry_after is not None else ""
-        return RateLimitError(
-            f"{what}: 429 too many requests{hint}{detail}",
-            status=status,
-            body=body,
-            retry_after=retry_after,
-        )
-    if status >= 500:
-        return ServerError(f"{what}: server error {status}{detail}", status=status, body=body)
-    return HTTPStatusError(f"{what}: HTTP {status}{detail}", status=status, body=body)
+    async def close(self) -> None:
+        await self._inner.close()
 
 
 class Transport:
-    """An aiohttp ClientSession with auth, timeouts and the retry rule.
+    """An aiohttp ClientSession with auth, timeouts, body caps and the retry loop.
 
     Opened and closed by the session; dialects never see aiohttp.
+
+    ``max_connections`` bounds the requests in flight at once. Time spent
+    waiting for a free connection is not request time: a request that found
+    none within ``timeout`` was never sent (:class:`ConnectError`, safe to
+    retry), and its own ``timeout`` starts once it has one.
+
+    ``max_response_bytes`` caps an API answer; a larger one is a
+    :class:`DecodeError`, raised without reading the rest.
+
+    ``download_allow`` lists hosts (``"images.lan"``) or networks
+    (``"10.0.0.0/8"``, ``"192.168.1.7"``) that downloads may reach although
+    they are loopback, link-local or private; the base URL's own origin is
+    always allowed.
     """
 
     def __init__(
@@ -214,7 +123,11 @@ class Transport:
         retry: RetryPolicy,
         ssl: _ssl.SSLContext | bool | None = None,
         max_connections: int = 100,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        download_allow: Iterable[str] | None = None,
     ) -> None:
+        if max_response_bytes < 1:
+            raise ConfigurationError("max_response_bytes must be at least 1")
         self.base_url = base_url.rstrip("/")
         self._plain_headers = {
             "Accept": "application/json",
@@ -226,8 +139,12 @@ class Transport:
         self._key = api_key or ""
         self.timeout = timeout
         self.retry = retry
+        self.max_response_bytes = max_response_bytes
+        self._origin = _origin(yarl.URL(self.base_url))
+        self.guard = AddressGuard(download_allow or (), base=self._origin[1:])
         self._ssl: _ssl.SSLContext | bool = True if ssl is None else ssl
         self._max_connections = max_connections
+        self._slots: asyncio.Semaphore | None = None
         self._client: aiohttp.ClientSession | None = None
         self._anonymous: aiohttp.ClientSession | None = None
 
@@ -235,15 +152,19 @@ class Transport:
         return f"Transport({self.base_url!r})"
 
     def redact(self, text: str) -> str:
-        """Remove the API key (and its bare form after a scheme) from ``text``."""
+        """Remove the API key from ``text``."""
         key = self._key
         if key and len(key) >= 4 and key in text:
             text = text.replace(key, "***")
         return text
 
     async def open(self) -> None:
+        """Create the connection pool (idempotent)."""
         if self._client is None:
-            connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl)
+            # The connector itself is unbounded: the slots below are the limit, so
+            # that waiting for a connection happens before the request's clock starts.
+            self._slots = asyncio.Semaphore(self._max_connections)
+            connector = aiohttp.TCPConnector(limit=0, ssl=self._ssl)
             self._client = aiohttp.ClientSession(
                 connector=connector,
                 headers=self._headers,
@@ -253,6 +174,7 @@ class Transport:
             )
 
     async def close(self) -> None:
+        """Close every connection."""
         anonymous, self._anonymous = self._anonymous, None
         if anonymous is not None:
             await anonymous.close()
@@ -260,28 +182,30 @@ class Transport:
         if client is not None:
             await client.close()
 
-    def _client_for(self, url: str) -> aiohttp.ClientSession:
-        """The provider's session for its own URLs; a credential-free one elsewhere."""
+    @property
+    def client(self) -> aiohttp.ClientSession:
+        """The provider's aiohttp session; ConfigurationError while closed."""
+        if self._client is None:
+            raise _not_open()
+        return self._client
+
+    def _client_for(self, url: yarl.URL) -> aiohttp.ClientSession:
+        """The provider's session for its own URLs; a credential-free, guarded one elsewhere."""
         client = self.client
-        if url.startswith(self.base_url + "/"):
+        if str(url).startswith(self.base_url + "/"):
             return client
         if self._anonymous is None:
+            # Its own connector: the resolver refuses private addresses, which the
+            # provider's own connector must not (its base URL may be one).
+            connector = aiohttp.TCPConnector(
+                limit=0, ssl=self._ssl, resolver=_GuardedResolver(self.guard)
+            )
             self._anonymous = aiohttp.ClientSession(
-                connector=client.connector,
-                connector_owner=False,
-                headers=self._plain_headers,
-                timeout=client.timeout,
+                connector=connector, headers=self._plain_headers, timeout=client.timeout
             )
         return self._anonymous
 
-    @property
-    def client(self) -> aiohttp.ClientSession:
-        if self._client is None:
-            raise ConfigurationError(
-                "the session is not open: use `async with MidjourneySession(...)` "
-                "or `await session.open()`"
-            )
-        return self._client
+    # -- the retry loop --------------------------------------------------------
 
     async def call(
         self,
@@ -292,79 +216,95 @@ class Transport:
     ) -> T:
         """Send ``req`` and return ``parse(response)``, retrying by the rule for its kind.
 
-        ``parse`` raises the typed error for a bad answer; the rule then
-        decides from that error whether to try again.
+        ``parse`` raises the typed error for a bad answer; :func:`retryable`
+        then decides from that error whether to try again. Whatever the
+        policy, a submit that may have reached the server is never sent again.
         """
         policy = retry or self.retry
-        attempt = 0
-        first_error: list[MidjourneyError] = []
-        deadline = time.monotonic() + policy.max_time
-
-        async def once() -> T:
-            nonlocal attempt
-            if first_error:
-                raise first_error.pop()  # backoff's first try replays the real first failure
-            attempt += 1
-            # A read retry gets no more than what is left of max_time (at least a
-            # second), so a slow last try cannot run a whole timeout past it. A
-            # submit keeps its full timeout: cut short, it could be accepted while
-            # we report a failure.
-            left = self.timeout
-            if attempt > 1 and req.kind == "read":
-                left = max(deadline - time.monotonic(), _MIN_READ_TIMEOUT)
-            resp = await self.send(req, attempt, timeout=left)
-            try:
-                return parse(resp)
-            except DecodeError as exc:
-                # Decoders quote the raw body; the key must not travel with it.
-                exc.body = self.redact(exc.body)
-                raise
-
-        if policy.max_tries <= 1:
-            return await once()
-        # Fast path: the first attempt runs bare; building the backoff wrapper
-        # cost ~40 us per request under load, most of a submit's overhead
-        # (benchmarks/bench_end_to_end.py). Only a retryable failure pays it.
         started = time.monotonic()
+        waits = None
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._once(req, parse, attempt, started + policy.max_time)
+            except MidjourneyError as exc:
+                if attempt >= policy.max_tries or not retryable(req.kind, exc):
+                    raise
+                elapsed = time.monotonic() - started
+                if elapsed >= policy.max_time:
+                    raise
+                if waits is None:
+                    # Built on the first retry only: most calls never need it.
+                    waits = _delays(policy)
+                    next(waits)
+                delay = min(waits.send(exc), policy.max_time - elapsed)
+                logger.warning(
+                    "retrying %s %s in %.2f s after %s (attempt %d of %d)",
+                    req.method,
+                    req.path,
+                    delay,
+                    self.redact(str(exc)),
+                    attempt + 1,
+                    policy.max_tries,
+                )
+                await asyncio.sleep(delay)
+
+    async def _once(
+        self, req: HttpRequest, parse: Callable[[HttpResponse], T], attempt: int, deadline: float
+    ) -> T:
+        # A read retry gets no more than what is left of max_time (at least a
+        # second), so a slow last try cannot run a whole timeout past it. A submit
+        # keeps its full timeout: cut short, it could be accepted while we report
+        # a failure.
+        left = self.timeout
+        if attempt > 1 and req.kind == "read":
+            left = max(deadline - time.monotonic(), _MIN_READ_TIMEOUT)
+        resp = await self.send(req, attempt, timeout=left)
         try:
-            return await once()
-        except MidjourneyError as exc:
-            if not retryable(req.kind, exc):
-                raise
-            first_error.append(exc)
-        max_time = max(0.0, policy.max_time - (time.monotonic() - started))
+            return parse(resp)
+        except DecodeError as exc:
+            # Decoders quote the raw body; the key must not travel with it.
+            exc.body = self.redact(exc.body)
+            raise
+        except RecursionError:
+            error = DecodeError(f"{req.method} {req.path}: the answer is nested too deeply")
+        raise error
 
-        def on_backoff(details: Any) -> None:
-            exc = details.get("exception")
-            logger.warning(
-                "retrying %s %s in %.2f s after %s (attempt %d of %d)",
-                req.method,
-                req.path,
-                details.get("wait", 0.0),
-                self.redact(str(exc)),
-                details.get("tries", 0) + 1,
-                policy.max_tries,
-            )
+    # -- one request -----------------------------------------------------------
 
-        retrying: Callable[[], Awaitable[T]] = backoff.on_exception(
-            _delays,
-            MidjourneyError,
-            max_tries=policy.max_tries,
-            max_time=max_time,
-            jitter=None,
-            giveup=lambda exc: not retryable(req.kind, exc),
-            on_backoff=on_backoff,
-            logger=None,
-            policy=policy,
-        )(once)
-        return await retrying()
+    async def _slot(self, limit: float, method: str, path: str) -> None:
+        """Wait for a free connection, at most ``limit`` seconds; nothing is sent meanwhile."""
+        slots = self._slots
+        if slots is None or self._client is None:
+            raise _not_open()
+        if not slots.locked():
+            await slots.acquire()  # free: returns without suspending
+            return
+        try:
+            await asyncio.wait_for(slots.acquire(), limit)
+        except asyncio.TimeoutError:
+            pass
+        else:
+            return
+        raise ConnectError(
+            f"{method} {path}: no free connection within {limit:.3g} s "
+            f"(max_connections={self._max_connections}); nothing was sent",
+            method=method,
+            path=path,
+        )
+
+    def _release(self) -> None:
+        if self._slots is not None:
+            self._slots.release()
 
     async def send(
         self, req: HttpRequest, attempt: int = 1, *, timeout: float | None = None
     ) -> HttpResponse:
         """Send one request, no retries; aiohttp failures become TransportErrors.
 
-        ``timeout`` shortens the session's request timeout for this request.
+        ``timeout`` shortens the session's request timeout for this request; it
+        starts once a connection is free.
         """
         url = self.base_url + req.path
         kwargs: dict[str, Any] = {}
@@ -376,119 +316,192 @@ class Transport:
             kwargs["data"] = aiohttp.payload.BytesPayload(req.json, content_type=_JSON)
         elif req.form is not None:
             kwargs["data"] = dict(req.form)
+        client = self.client
+        await self._slot(limit, req.method, req.path)
         started = time.perf_counter()
+        error: MidjourneyError
         try:
             # No redirects with credentials on: aiohttp would forward a custom auth
             # header (mj-api-secret) to whatever host a redirect names.
-            async with self.client.request(
-                req.method, url, allow_redirects=False, **kwargs
-            ) as resp:
-                body = await resp.read()
+            async with client.request(req.method, url, allow_redirects=False, **kwargs) as resp:
+                body = await self._read_capped(resp, req)
                 status = resp.status
                 headers = resp.headers
-        except aiohttp.InvalidURL as exc:
-            raise ConfigurationError(f"invalid URL {self.redact(url)!r}") from exc
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            raise ConnectError(
-                f"{req.method} {req.path}: could not connect to {self.base_url}: "
-                f"{self.redact(str(exc)) or type(exc).__name__}",
-                method=req.method,
-                path=req.path,
-            ) from exc
-        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise RequestTimeout(
-                f"{req.method} {req.path}: no answer within {limit:.3g} s; "
-                "the server may have received the request",
-                method=req.method,
-                path=req.path,
-                maybe_received=True,
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise TransportError(
-                f"{req.method} {req.path}: connection failed after the request was sent "
-                f"({type(exc).__name__}: {self.redact(str(exc))}); "
-                "the server may have received it",
-                method=req.method,
-                path=req.path,
-                maybe_received=True,
-            ) from exc
-        if status in _REDIRECTS:
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            error = self._translate(exc, req.method, req.path, url, limit)
+        else:
+            if status not in REDIRECTS:
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug(
+                        "%s %s -> %d in %.1f ms (attempt %d)",
+                        req.method,
+                        req.path,
+                        status,
+                        (time.perf_counter() - started) * 1000,
+                        attempt,
+                    )
+                return HttpResponse(status, body, headers, self.redact)
             location = self.redact(headers.get("Location", ""))
-            raise HTTPStatusError(
+            error = HTTPStatusError(
                 f"{req.method} {req.path}: the server redirects to {location or 'elsewhere'}; "
                 "point base_url at the final address (credentials never follow a redirect)",
                 status=status,
             )
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "%s %s -> %d in %.1f ms (attempt %d)",
-                req.method,
-                req.path,
-                status,
-                (time.perf_counter() - started) * 1000,
-                attempt,
-            )
-        return HttpResponse(status, body, headers, self.redact)
+        finally:
+            self._release()
+        # Raised here, outside the except block, so that the aiohttp error (which
+        # keeps the request headers, the API key among them) is not chained on.
+        raise error
 
-    @asynccontextmanager
-    async def stream(self, url: str, *, timeout: float | None = None) -> AsyncIterator[Any]:
-        """GET ``url`` (absolute, or a path on the base URL) and yield the aiohttp response.
+    async def _read_capped(self, resp: aiohttp.ClientResponse, req: HttpRequest) -> bytes:
+        cap = self.max_response_bytes
+        length = resp.content_length
+        if length is not None and length <= cap:
+            return await resp.read()
+        if length is not None:
+            resp.close()  # the rest is never read: the connection cannot be reused
+            raise _too_big(req, f"declares {length} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > cap:
+                resp.close()
+                raise _too_big(req, f"holds more than {cap} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
-        Used by downloads, which read the body in chunks under a size cap.
-        Only the server of the base URL gets the auth headers.
+    def _translate(
+        self, exc: BaseException, method: str, path: str, url: str, limit: float | None
+    ) -> MidjourneyError:
+        """The one map from aiohttp's failures to the error tree (requests and downloads).
+
+        Only the redacted text of ``exc`` is kept: callers raise the result
+        outside their except block, so that ``exc`` (whose request info holds
+        the headers) is neither the cause nor the context of what users see.
         """
-        absolute = url if "://" in url else self.base_url + url
+        detail = self.redact(str(exc)) or type(exc).__name__
+        if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(
+            exc.os_error, RefusedAddress
+        ):
+            return DownloadRefused(str(exc.os_error), url=self.redact(url))
+        if isinstance(exc, aiohttp.InvalidURL):
+            return ConfigurationError(f"invalid URL {self.redact(url)!r}")
+        if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
+            return ConnectError(
+                f"{method} {path}: could not connect to {self.redact(url)}: {detail}",
+                method=method,
+                path=path,
+            )
+        if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+            within = f" within {limit:.3g} s" if limit else " in time"
+            return RequestTimeout(
+                f"{method} {path}: no answer{within}; the server may have received the request",
+                method=method,
+                path=path,
+                maybe_received=True,
+            )
+        return TransportError(
+            f"{method} {path}: connection failed after the request was sent "
+            f"({type(exc).__name__}: {detail}); the server may have received it",
+            method=method,
+            path=path,
+            maybe_received=True,
+        )
+
+    # -- downloads -------------------------------------------------------------
+
+    async def download(self, url: str, consume: Consume[T], *, timeout: float | None = None) -> T:
+        """GET ``url`` (absolute, or a path on the base URL) and return ``consume(...)``.
+
+        ``consume`` gets the final URL, the headers, the declared length and
+        the body in chunks. Redirects are followed here (at most five), each
+        hop checked: only the base URL's server gets the auth headers, and a
+        hop to a loopback, link-local or private address is refused unless it
+        is on the base URL's origin or in ``download_allow``.
+        """
+        absolute = self._url(url if "://" in url else self.base_url + url)
+        limit = timeout or self.timeout
         # Left out when no timeout is given: aiohttp reads None as "no timeout at
         # all", which would drop the session's own.
         extra: dict[str, Any] = {"timeout": aiohttp.ClientTimeout(total=timeout)} if timeout else {}
+        await self._slot(limit, "GET", self.redact(str(absolute)))
+        error: MidjourneyError
         try:
-            async with contextlib.AsyncExitStack() as stack:
-                # Redirects are followed here, not by aiohttp, so that each hop gets
-                # the credentials only if it is the provider's own URL.
-                for _ in range(_MAX_REDIRECTS + 1):
-                    resp = await stack.enter_async_context(
-                        self._client_for(absolute).get(absolute, allow_redirects=False, **extra)
-                    )
+            for _ in range(_MAX_REDIRECTS + 1):
+                self._check_address(absolute)
+                async with self._client_for(absolute).get(
+                    absolute, allow_redirects=False, **extra
+                ) as resp:
                     location = resp.headers.get("Location")
-                    if resp.status not in _REDIRECTS or not location:
-                        break
-                    absolute = str(resp.url.join(yarl.URL(location)))
-                    resp.release()
-                    if yarl.URL(absolute).scheme not in ("http", "https"):
-                        raise TransportError(
-                            f"download redirected to a non-http(s) URL {self.redact(absolute)!r}",
-                            method="GET",
-                            path=absolute,
-                            maybe_received=True,
+                    if resp.status in REDIRECTS and location:
+                        absolute = resp.url.join(self._url(location))
+                        if absolute.scheme not in ("http", "https"):
+                            raise DownloadRefused(
+                                "download redirected to a non-http(s) URL",
+                                url=self.redact(str(absolute)),
+                            )
+                        continue
+                    if resp.status >= 400:
+                        body = await resp.content.read(300)
+                        raise status_error(
+                            HttpResponse(resp.status, body, resp.headers, self.redact),
+                            f"download {self.redact(str(absolute))}",
                         )
-                else:
-                    raise TransportError(
-                        f"download of {self.redact(url)} was redirected more than "
-                        f"{_MAX_REDIRECTS} times",
-                        method="GET",
-                        path=url,
-                        maybe_received=True,
+                    return await consume(
+                        str(absolute),
+                        resp.headers,
+                        resp.content_length,
+                        resp.content.iter_chunked(_CHUNK),
                     )
-                if resp.status >= 400:
-                    body = await resp.content.read(300)
-                    raise status_error(
-                        HttpResponse(resp.status, body, resp.headers, self.redact),
-                        f"download {absolute}",
-                    )
-                yield resp
-        except aiohttp.ClientError as exc:
             raise TransportError(
-                f"download of {self.redact(absolute)} failed: {type(exc).__name__}: "
-                f"{self.redact(str(exc))}",
+                f"download of {self.redact(url)} was redirected more than "
+                f"{_MAX_REDIRECTS} times",
                 method="GET",
-                path=absolute,
+                path=self.redact(url),
                 maybe_received=True,
-            ) from exc
-        except asyncio.TimeoutError as exc:
-            raise RequestTimeout(
-                f"download of {self.redact(absolute)} timed out",
-                method="GET",
-                path=absolute,
-                maybe_received=True,
-            ) from exc
+            )
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            where = self.redact(str(absolute))
+            error = self._translate(exc, "GET", where, where, timeout)
+        finally:
+            self._release()
+        raise error
 
+    def _url(self, text: str) -> yarl.URL:
+        """``text`` as a URL whose port can be read; DownloadRefused otherwise."""
+        try:
+            url = yarl.URL(text)
+            url.port  # noqa: B018 - yarl checks the port lazily
+        except ValueError:
+            raise DownloadRefused(
+                f"refusing to download {self.redact(text)!r}: not a valid URL",
+                url=self.redact(text),
+            ) from None
+        return url
+
+    def _check_address(self, url: yarl.URL) -> None:
+        """Refuse a hop to a non-public IP literal; names are checked by the resolver."""
+        if _origin(url) == self._origin:
+            return
+        refusal = self.guard.literal_refusal(url.host or "")
+        if refusal:
+            raise DownloadRefused(refusal, url=self.redact(str(url)))
+
+
+def _not_open() -> ConfigurationError:
+    return ConfigurationError(
+        "the session is not open: use `async with MidjourneySession(...)` "
+        "or `await session.open()`"
+    )
+
+
+def _origin(url: yarl.URL) -> tuple[str, str, int | None]:
+    return (url.scheme.lower(), (url.host or "").lower(), url.port)
+
+
+def _too_big(req: HttpRequest, what: str) -> DecodeError:
+    return DecodeError(
+        f"{req.method} {req.path}: the answer {what}, over the max_response_bytes cap; "
+        "it was not read"
+    )

@@ -240,3 +240,12 @@ async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         if loop.time() > deadline:
             raise TimeoutError(f"condition not met within {timeout} s")
         await asyncio.sleep(0.001)
+
+
+def allow_local_downloads(mj: Any) -> None:
+    """Let ``mj`` download from any loopback port (test CDNs run on 127.0.0.1).
+
+    Downloads refuse loopback addresses off the base URL's origin by default;
+    this is what a user's ``download_allow`` entries do.
+    """
+    mj._transport.guard.allow(["127.0.0.0/8", "::1", "localhost"])

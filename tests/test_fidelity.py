@@ -20,7 +20,7 @@ from midjourney_async import (
     TaskStatus,
     WebhookConfig,
 )
-from midjourney_async._models import decode_task
+from midjourney_async._dialects.proxy import decode_task
 
 FAST = {"poll_interval": 0.01, "retry": RetryPolicy.without_waits()}
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -42,3 +45,38 @@ async def test_split_grid_matches_the_upscaled_tiles(tmp_path: Path) -> None:
 def test_split_grid_refuses_what_is_not_an_image() -> None:
     with pytest.raises(DecodeError):
         split_grid_bytes(b"not an image at all")
+
+
+def _png(width: int, height: int, idat: bytes) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(
+        b"IEND", b""
+    )
+
+
+@pytest.mark.parametrize(
+    "size", [(60_000, 60_000), (9_000, 9_000), (2**31 - 1, 2)], ids=["bomb", "big", "absurd"]
+)
+def test_split_grid_refuses_a_decompression_bomb_before_decoding_it(
+    size: tuple[int, int],
+) -> None:
+    # A few hundred bytes that claim billions of pixels: decoding them would take
+    # gigabytes of memory. Refused from the header, as a DecodeError.
+    width, height = size
+    compressor = zlib.compressobj(9)
+    idat = compressor.compress(b"\x00" * 1_000_000) + compressor.flush()
+    with pytest.raises(DecodeError, match=r"larger than a grid|not an image"):
+        split_grid_bytes(_png(width, height, idat))
+
+
+def test_split_grid_still_cuts_a_small_grid() -> None:
+    image = Image.new("RGB", (8, 8), (10, 20, 30))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    tiles = split_grid_bytes(out.getvalue())
+    assert len(tiles) == 4
+    assert all(Image.open(io.BytesIO(t)).size == (4, 4) for t in tiles)

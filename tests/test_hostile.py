@@ -23,11 +23,12 @@ import aiohttp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mj_support import KEY, RecordingServer, Reply, sample_bytes
+from mj_support import KEY, RecordingServer, Reply, allow_local_downloads, sample_bytes
 
 from midjourney_async import (
     ConnectError,
     DecodeError,
+    DownloadTooLarge,
     InvalidRequestError,
     MidjourneyError,
     MidjourneySession,
@@ -40,8 +41,9 @@ from midjourney_async import (
     parse_notification,
 )
 from midjourney_async._dialects import OhMyGPTDialect, ProxyDialect
-from midjourney_async._models import decode_any, decode_task, decode_task_list, task_from_obj
-from midjourney_async._transport import HttpResponse
+from midjourney_async._dialects._json import decode_any
+from midjourney_async._dialects.proxy import decode_task, decode_task_list, task_from_obj
+from midjourney_async._http import HttpResponse
 from midjourney_async.testing import Emulator, FaultRule
 
 FAST = settings(
@@ -369,6 +371,7 @@ async def dl(server: RecordingServer) -> Any:
     async with MidjourneySession(
         server.url, KEY, retry=RetryPolicy.without_waits(), timeout=5
     ) as mj:
+        allow_local_downloads(mj)  # these tests serve bodies from other ports
         yield mj
 
 
@@ -409,7 +412,7 @@ async def test_download_refuses_an_oversized_declared_body(
     await site.start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}/huge.png"
     try:
-        with pytest.raises(DecodeError, match="cap"):
+        with pytest.raises(DownloadTooLarge, match="cap"):
             await dl.download(snapshot("1", url), tmp_path, max_bytes=1000, timeout=3)
     finally:
         await runner.cleanup()
@@ -443,7 +446,7 @@ async def test_download_stops_an_oversized_streamed_body(
     await site.start()
     port = runner.addresses[0][1]
     try:
-        with pytest.raises(DecodeError, match="cap"):
+        with pytest.raises(DownloadTooLarge, match="cap"):
             await dl.download(
                 snapshot("2", f"http://127.0.0.1:{port}/chunked.png"), tmp_path,
                 max_bytes=100_000,

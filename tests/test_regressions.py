@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
-from mj_support import KEY, RecordingServer, Reply, mask_png, until
+from mj_support import KEY, RecordingServer, Reply, allow_local_downloads, mask_png, until
 
 from midjourney_async import (
     AuthenticationError,
@@ -154,6 +154,7 @@ async def test_redirect_to_another_host_never_carries_the_key(tmp_path: Path) ->
     base_url = f"http://127.0.0.1:{provider.addresses[0][1]}"
     try:
         async with MidjourneySession(base_url, KEY, provider="midjourney-proxy") as mj:
+            allow_local_downloads(mj)  # the CDN is another port on 127.0.0.1
             task = Task(id="1", status="SUCCESS", image_url=f"{base_url}/mj/image/1")
             [saved] = await mj.download(task, tmp_path)
         assert saved.read_bytes().startswith(b"\x89PNG")

@@ -4,12 +4,15 @@ accepted. Never after a dropped connection or a read timeout."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from mj_support import RecordingServer, Reply, submit_ok, task_json
 
 from midjourney_async import (
@@ -25,6 +28,7 @@ from midjourney_async import (
     RetryPolicy,
     ServerError,
     SubmitRejected,
+    Task,
     TaskStatus,
     TransportError,
 )
@@ -388,3 +392,85 @@ async def test_retries_log_a_warning_with_the_attempt(
     debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
     assert any(f"GET {FETCH} -> 502" in m and "(attempt 1)" in m for m in debug)
     assert any(f"GET {FETCH} -> 200" in m and "(attempt 2)" in m for m in debug)
+
+
+# ---------------------------------------------------------------------------
+# Waiting for a free connection is not request time
+
+
+class _HeldServer:
+    """An image download that holds its connection until released; a submit that
+    answers after ``submit_delay`` seconds. Counts the submits that arrived."""
+
+    def __init__(self, submit_delay: float = 0.0) -> None:
+        self.submit_delay = submit_delay
+        self.arrived = asyncio.Event()
+        self.release = asyncio.Event()
+        self.submits = 0
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def _image(self, request: web.Request) -> web.Response:
+        self.arrived.set()
+        await asyncio.wait_for(self.release.wait(), 10)
+        return web.Response(body=b"\x89PNG\r\n\x1a\n", content_type="image/png")
+
+    def held(self, mj: MidjourneySession, directory: Path) -> asyncio.Task[list[Path]]:
+        """A download that keeps the only connection busy (its own timeout is long)."""
+        task = Task(id="held", status="SUCCESS", image_url=f"{self.url}/img.png")
+        return asyncio.create_task(mj.download(task, directory, timeout=10))
+
+    async def _imagine(self, request: web.Request) -> web.Response:
+        self.submits += 1
+        await asyncio.sleep(self.submit_delay)
+        return web.json_response({"code": 1, "description": "ok", "result": "777"})
+
+    async def __aenter__(self) -> _HeldServer:
+        app = web.Application()
+        app.router.add_get("/img.png", self._image)
+        app.router.add_post(IMAGINE, self._imagine)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release.set()
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+
+async def test_a_submit_that_found_no_free_connection_was_never_sent(tmp_path: Path) -> None:
+    async with _HeldServer() as srv:
+        async with MidjourneySession(
+            srv.url, "k", max_connections=1, timeout=0.5, retry=RetryPolicy.never()
+        ) as mj:
+            held = srv.held(mj, tmp_path)
+            await asyncio.wait_for(srv.arrived.wait(), 5)  # the only connection is busy
+            with pytest.raises(ConnectError) as info:
+                await mj.imagine("never left")
+            assert info.value.maybe_received is False
+            assert "nothing was sent" in str(info.value)
+            assert retryable("submit", info.value)
+            srv.release.set()
+            assert len(await asyncio.wait_for(held, 5)) == 1
+        assert srv.submits == 0
+
+
+async def test_the_request_timeout_starts_when_the_request_is_sent(tmp_path: Path) -> None:
+    # The submit waits 0.7 s for the connection, then its answer takes 0.5 s: 1.2 s
+    # in all, over the 1 s timeout, but only 0.5 s of it is request time.
+    async with _HeldServer(submit_delay=0.5) as srv:
+        async with MidjourneySession(
+            srv.url, "k", max_connections=1, timeout=1.0, retry=RetryPolicy.never()
+        ) as mj:
+            held = srv.held(mj, tmp_path)
+            await asyncio.wait_for(srv.arrived.wait(), 5)
+            submit = asyncio.create_task(mj.imagine("queued for a connection"))
+            await asyncio.sleep(0.7)
+            srv.release.set()
+            handle = await asyncio.wait_for(submit, 5)
+            assert handle.id == "777"
+            await held
+        assert srv.submits == 1

@@ -4,6 +4,8 @@ any log record, even when the server echoes the key back."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import socket
 from typing import Any
@@ -16,7 +18,9 @@ from midjourney_async import (
     MidjourneySession,
     RetryPolicy,
     TaskTimeout,
+    WebhookConfig,
 )
+from midjourney_async.testing import Emulator
 
 TID = "1730621826053455"
 FETCH = f"/mj/task/{TID}/fetch"
@@ -262,3 +266,103 @@ async def test_logs_of_a_whole_run_are_clean(
         assert not _leaks(message), message
     assert not _leaks(caplog.text)
     assert mj.tracker_stats.last_error is None or not _leaks(mj.tracker_stats.last_error)
+
+
+# -- chained exceptions ---------------------------------------------------------
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The error and every exception chained to it, by cause or context, suppressed or not."""
+    found: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or any(current is seen for seen in found):
+            continue
+        found.append(current)
+        todo += [current.__cause__, current.__context__]
+    return found
+
+
+async def _garbage_server(answer: bytes) -> tuple[asyncio.Server, str]:
+    """A TCP server on 127.0.0.1 that reads a request and answers ``answer``."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return srv, f"http://127.0.0.1:{srv.sockets[0].getsockname()[1]}"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"garbage that is not HTTP at all\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"id\"",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ],
+    ids=["not-http", "bad-length", "short-body", "bad-chunk"],
+)
+@pytest.mark.parametrize("provider", ["midjourney-proxy", "new-api"])
+async def test_no_chained_exception_carries_the_key(answer: bytes, provider: str) -> None:
+    srv, url = await _garbage_server(answer)
+    try:
+        async with MidjourneySession(
+            url, KEY, provider=provider, retry=RetryPolicy.never(), timeout=5
+        ) as mj:
+            for call in (mj.fetch(TID), mj.imagine("cat")):
+                with pytest.raises(MidjourneyError) as info:
+                    await call
+                chain = _chain(info.value)
+                for error in chain:
+                    assert not _leaks(repr(error)), f"{type(error).__name__}: {error!r}"
+                    assert not _leaks(str(error))
+                    assert not any(_leaks(repr(v)) for v in vars(error).values())
+    finally:
+        srv.close()
+        await srv.wait_closed()
+
+
+# -- the webhook token echoed back in tasks -------------------------------------------
+
+TOKEN = "tOkEn-Of-ThE-rEcEiVeR-9f8e7d"
+
+
+async def test_the_callback_token_echoed_in_a_task_is_redacted(
+    server: RecordingServer, make_session: Any
+) -> None:
+    hook = f"http://127.0.0.1:8099/mj-webhook/{TOKEN}"
+    server.add(
+        "GET",
+        FETCH,
+        Reply.json(
+            task_json(
+                TID, notifyHook=hook, properties={"notifyHook": hook, "finalPrompt": "a cat"}
+            )
+        ),
+    )
+    mj = await make_session()
+    task = await mj.fetch(TID)
+    shown = [repr(task), json.dumps(task.to_dict()), str(task.properties)]
+    assert all(TOKEN not in text for text in shown)
+    assert task.properties["notifyHook"] == "http://127.0.0.1:8099/***"
+    assert task.final_prompt == "a cat"  # the rest of the snapshot is untouched
+
+
+async def test_the_receivers_own_token_never_shows_in_a_finished_task() -> None:
+    async with Emulator() as emu, MidjourneySession(
+        emu.base_url, emu.api_key, poll_interval=0.01,
+        webhook=WebhookConfig(host="127.0.0.1", port=0),
+    ) as mj:
+        handle = await mj.imagine("a cat with a callback")
+        task = await handle.wait(timeout=30)
+    # The emulator echoes the callback URL in properties, as novicezk does; the
+    # token is the last segment of its path, so no part of the path is kept.
+    hook = task.properties["notifyHook"]
+    assert hook.startswith("http://127.0.0.1:") and hook.endswith("/***")
+    for shown in (repr(task), json.dumps(task.to_dict())):
+        assert "/midjourney/callback/" not in shown

@@ -12,7 +12,7 @@ import pytest
 from mj_support import Recorded, RecordingServer, Reply, submit_ok, task_json
 
 from midjourney_async import (
-    DecodeError,
+    DownloadTooLarge,
     InvalidRequestError,
     ModalRequired,
     NotFoundError,
@@ -397,7 +397,7 @@ async def test_download_refuses_oversized_body(
     server.add("GET", "/big.png", Reply.raw(PNG, content_type="image/png"))
     mj = await make_session()
     task = Task(id="1", status="SUCCESS", image_url=f"{server.url}/big.png")
-    with pytest.raises(DecodeError) as info:
+    with pytest.raises(DownloadTooLarge) as info:
         await mj.download(task, tmp_path, max_bytes=100)
     assert "100-byte cap" in str(info.value)
     assert _files(tmp_path) == []
@@ -411,7 +411,7 @@ async def test_download_stops_an_oversized_stream(
                                            chunked=True))
     mj = await make_session()
     task = Task(id="1", status="SUCCESS", image_url=f"{server.url}/stream.png")
-    with pytest.raises(DecodeError) as info:
+    with pytest.raises(DownloadTooLarge) as info:
         await mj.download(task, tmp_path, max_bytes=len(body) - 1)
     assert "stopped" in str(info.value)
     assert _files(tmp_path) == []  # no partial file left

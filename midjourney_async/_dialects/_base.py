@@ -15,8 +15,8 @@ from .._errors import (
     SubmitRejected,
     UnsupportedOperation,
 )
+from .._http import HttpRequest, HttpResponse
 from .._models import SubmitResult, Task
-from .._transport import HttpRequest, HttpResponse
 
 #: Submit operations a session offers; a dialect serves some of them.
 SUBMIT_OPS = (

@@ -14,6 +14,7 @@ from typing import Any, Final
 import msgspec
 
 from .._errors import DecodeError, TaskNotFound
+from .._http import HttpRequest, HttpResponse, status_error
 from .._models import (
     ActionRequest,
     BlendRequest,
@@ -22,12 +23,10 @@ from .._models import (
     ImagineRequest,
     SubmitResult,
     Task,
-    decode_any,
-    encode,
-    to_epoch_ms,
+    redact_hook,
 )
-from .._transport import HttpRequest, HttpResponse, status_error
 from ._base import Dialect, as_int, rejection
+from ._json import decode_any, encode, to_epoch_ms
 
 _ROOT: Final = "/api/v1/ai/draw/mj"
 _NOT_FOUND_WORDS: Final = ("not found", "not exist", "不存在", "no such")
@@ -61,6 +60,9 @@ def task_from_ohmygpt(data: dict[str, Any]) -> Task:
     for key in ("taskType", "webhookUrl", "imageDcUrl", "imageS3Url", "finalPrompt"):
         if data.get(key) is not None:
             properties[key] = data[key]
+    if "webhookUrl" in properties:
+        # Its path holds the receiver's secret token.
+        properties["webhookUrl"] = redact_hook(properties["webhookUrl"])
     # The S3 copy outlives Discord's expiring attachment links, so prefer it.
     image = _str(data.get("imageS3Url")) or _str(data.get("imageDcUrl")) or _str(
         data.get("imageUrl")
@@ -162,7 +164,14 @@ class OhMyGPTDialect(Dialect):
             if any(word in message.lower() for word in _NOT_FOUND_WORDS):
                 raise TaskNotFound(task_id)
             raise rejection(f"query {task_id}", as_int(obj.get("statusCode")), message)
-        return task_from_ohmygpt(data)
+        task = task_from_ohmygpt(data)
+        if task.id != task_id:
+            # Applying it would give the caller (and the journal) the wrong task.
+            raise DecodeError(
+                f"query {task_id}: the answer describes another task ({task.id}); not applied",
+                body=resp.text(),
+            )
+        return task
 
     def parse_notification(self, body: bytes) -> Task:
         obj = decode_any(body)

@@ -16,16 +16,12 @@ from urllib.parse import quote
 import msgspec
 
 from .._errors import DecodeError, HTTPStatusError, MidjourneyError, TaskNotFound
-from .._models import (
-    SubmitResult,
-    Task,
-    decode_any,
-    decode_task,
-    decode_task_list,
-    encode,
-)
-from .._transport import HttpRequest, HttpResponse, status_error
+from .._http import HttpRequest, HttpResponse, status_error
+from .._models import Button, SubmitResult, Task
 from ._base import ACCEPTED_CODES, Dialect, as_int, rejection
+from ._json import decode_any, encode, is_empty, snippet, to_epoch_ms, too_deep
+
+__all__ = ["ProxyDialect", "decode_task", "decode_task_list", "task_from_obj"]
 
 _SUBMIT_PATHS: Final = {
     "imagine": "/submit/imagine",
@@ -45,6 +41,173 @@ _SUBMIT_PATHS: Final = {
 # How the servers themselves say "no such task". A bare "Not Found" is a web
 # framework's answer to a wrong path (base URL or mode prefix), not a task answer.
 _NOT_FOUND_WORDS: Final = ("task_no_found", "task_not_found", "不存在")
+
+
+# ---------------------------------------------------------------------------
+# Decoding: straight into Task with decoders built once; bodies that do not fit
+# the strict types (a numeric id, ISO timestamps, nulls where lists belong) take
+# a slower tolerant path instead of failing.
+
+_task_decoder: Final = msgspec.json.Decoder(Task)
+_task_list_decoder: Final = msgspec.json.Decoder(list[Task])
+
+_STR_FIELDS: Final = (
+    "action",
+    "progress",
+    "prompt",
+    "promptEn",
+    "description",
+    "state",
+    "imageUrl",
+    "videoUrl",
+    "failReason",
+    "parentId",
+)
+_TIME_FIELDS: Final = ("submitTime", "startTime", "finishTime")
+
+
+def _as_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float, bool)):
+        return str(value)
+    return None
+
+
+def _media(value: Any) -> list[str] | None:
+    if isinstance(value, str):
+        return [value] if value else None
+    if not isinstance(value, list):
+        return None
+    urls: list[str] = []
+    for item in value:
+        if isinstance(item, str) and item:
+            urls.append(item)
+        elif isinstance(item, dict) and isinstance(item.get("url"), str) and item["url"]:
+            urls.append(item["url"])
+    return urls
+
+
+def _button(raw: Any) -> Button | None:
+    if not isinstance(raw, dict):
+        return None
+    custom_id = _as_str(raw.get("customId") or raw.get("custom_id"))
+    if not custom_id:
+        return None
+    kind = raw.get("type")
+    style = raw.get("style")
+    return Button(
+        custom_id=custom_id,
+        emoji=_as_str(raw.get("emoji")) or "",
+        label=_as_str(raw.get("label")) or "",
+        type=kind if isinstance(kind, int) and not isinstance(kind, bool) else 2,
+        style=style if isinstance(style, int) and not isinstance(style, bool) else 2,
+    )
+
+
+def task_from_obj(obj: Any) -> Task:
+    """Build a Task from already-decoded proxy-style JSON, tolerating odd types.
+
+    Raises :class:`DecodeError` when ``obj`` is not a task at all.
+    """
+    if not isinstance(obj, dict):
+        raise DecodeError(f"expected a task object, got {type(obj).__name__}")
+    task_id = _as_str(obj.get("id"))
+    if not task_id:
+        raise DecodeError("task object has no id")
+    fields: dict[str, Any] = {"id": task_id}
+    status = _as_str(obj.get("status"))
+    if status is not None:
+        fields["status"] = status
+    for name in _STR_FIELDS:
+        value = _as_str(obj.get(name))
+        if value is not None:
+            fields[name] = value
+    for name in _TIME_FIELDS:
+        ms = to_epoch_ms(obj.get(name))
+        if ms is not None:
+            fields[name] = ms
+    for name in ("imageUrls", "videoUrls"):
+        urls = _media(obj.get(name))
+        if urls is not None:
+            fields[name] = urls
+    raw_buttons = obj.get("buttons")
+    if isinstance(raw_buttons, list):
+        fields["buttons"] = [b for b in map(_button, raw_buttons) if b is not None]
+    props = obj.get("properties")
+    if isinstance(props, dict):
+        fields["properties"] = props
+    try:
+        return msgspec.convert(fields, Task)
+    except msgspec.ValidationError as exc:  # pragma: no cover - fields are cleaned above
+        raise DecodeError(f"task object could not be read: {exc}") from None
+    except RecursionError:
+        raise DecodeError("task object is nested too deeply") from None
+
+
+def decode_task(body: bytes) -> Task | None:
+    """Decode one proxy-style task; None for an empty body or ``null``.
+
+    Example::
+
+        task = decode_task(b'{"id": "1", "status": "SUCCESS"}')
+    """
+    try:
+        return _task_decoder.decode(body)
+    except msgspec.ValidationError:
+        pass
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        if is_empty(body):
+            return None
+        raise DecodeError("task body is not valid JSON", body=snippet(body)) from None
+    except RecursionError:
+        raise too_deep(body) from None
+    obj = decode_any(body)
+    if obj is None:
+        return None
+    try:
+        return task_from_obj(obj)
+    except DecodeError as exc:
+        raise DecodeError(exc.message, body=snippet(body)) from None
+
+
+def decode_task_list(body: bytes) -> list[Task]:
+    """Decode a list-by-condition answer. Entries that are not tasks are skipped."""
+    try:
+        return _task_list_decoder.decode(body)
+    except msgspec.ValidationError:
+        pass
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        if is_empty(body):
+            return []
+        raise DecodeError("task list body is not valid JSON", body=snippet(body)) from None
+    except RecursionError:
+        raise too_deep(body) from None
+    obj = decode_any(body)
+    if obj is None:
+        return []
+    if not isinstance(obj, list):
+        raise DecodeError("expected a JSON array of tasks", body=snippet(body))
+    tasks: list[Task] = []
+    for item in obj:
+        try:
+            tasks.append(task_from_obj(item))
+        except DecodeError:
+            continue
+    return tasks
+
+
+def _decode_fetched(body: bytes) -> Task | None:
+    """The task a fetch answered: an object, or a one-element list (seen in the wild)."""
+    try:
+        return decode_task(body)
+    except DecodeError:
+        obj = decode_any(body)
+        if not (isinstance(obj, list) and len(obj) == 1):
+            raise
+        return task_from_obj(obj[0])
 
 
 def _quote(task_id: str) -> str:
@@ -196,11 +359,17 @@ class ProxyDialect(Dialect):
         if status != 200:
             raise status_error(resp, f"fetch {task_id}")
         try:
-            task = decode_task(resp.body)
+            task = _decode_fetched(resp.body)
         except DecodeError:
             raise _refused_read(resp, f"fetch {task_id}") from None
         if task is None:
             raise TaskNotFound(task_id)
+        if task.id != task_id:
+            # Applying it would give the caller (and the journal) the wrong task.
+            raise DecodeError(
+                f"fetch {task_id}: the answer describes another task ({task.id}); not applied",
+                body=resp.text(),
+            )
         return task
 
     def list_tasks(self, ids: list[str]) -> HttpRequest:
