@@ -23,6 +23,7 @@ from ._ohmygpt_api import OhmygptApi
 from ._outputs import echoed_prompt, finish_outputs, grid_url
 from ._profiles import Profile, get_profile
 from ._proxy_api import ProxyApi
+from ._quirks import LinkBook, ServerQuirks
 from ._render import ohmygpt_dict, proxy_dict, relay_dict
 from ._server import HttpFront
 from ._stats import EmulatorStats
@@ -97,9 +98,12 @@ class Emulator:
         notify_hook_enabled: Deliver ``notifyHook`` callbacks. None = the profile's default
             (new-api relays strip notifyHook unless the operator enabled it).
         banned_words: Words that make a submit rejected as a banned prompt.
-        account_remix: The emulated account has remix on without auto-submit: Pan,
-            Variation and Reroll presses open a MODAL window (trueai answers code 21; new-api
-            relays create the MODAL task but answer code 1).
+        account_remix: The emulated account has remix on without auto-submit. Plus edition:
+            Pan, Variation and Reroll presses open a MODAL window. trueai (and new-api relays,
+            which pass the flag to it): only a press sent with ``enableRemix: true`` does;
+            without remix on the account that flag is refused with code 4.
+        quirks: Real-server behaviours to switch on (per-user caps, save race, new-api
+            duplicate rows and refusals, dying image links...): see :class:`ServerQuirks`.
     """
 
     def __init__(
@@ -117,6 +121,7 @@ class Emulator:
         notify_hook_enabled: bool | None = None,
         banned_words: Iterable[str] = DEFAULT_BANNED_WORDS,
         account_remix: bool = False,
+        quirks: ServerQuirks | None = None,
     ) -> None:
         if host not in _ALLOWED_HOSTS:
             raise ValueError("the emulator only binds 127.0.0.1, ::1 or localhost")
@@ -125,7 +130,13 @@ class Emulator:
         if queue_size is not None and queue_size < 0:
             raise ValueError("queue_size must be >= 0 (or None for unlimited)")
         self.profile_info: Profile = get_profile(profile)
+        self._profile_name = profile
+        self.quirks = quirks if quirks is not None else ServerQuirks()
+        """Switchable real-server behaviours; change them at any time."""
+        self.received: deque[tuple[str, dict[str, Any]]] = deque(maxlen=1000)
+        """The latest submit bodies as received: ``(route, body)``, oldest first."""
         self.speed = resolve_speed(speed)
+        self.links = LinkBook(self.speed)
         self.seed = seed
         self.api_key = api_key
         self.account_remix = account_remix
@@ -243,9 +254,14 @@ class Emulator:
         return self._base_url
 
     @property
+    def provider(self) -> str:
+        """The client preset (``MidjourneySession(provider=...)``) that talks to this server."""
+        return self.profile_info.client_provider
+
+    @property
     def profile(self) -> str:
-        """The profile name (also the client's ``provider`` name)."""
-        return self.profile_info.name
+        """The profile name the emulator was started with (an alias stays as given)."""
+        return self._profile_name
 
     @property
     def concurrency(self) -> int | None:
@@ -318,7 +334,7 @@ class Emulator:
         """
         self._expire_relay()
         dirty, self._relay_dirty = self._relay_dirty, set()
-        base, profile = self.base_url, self.profile_info
+        base, profile = self.relay_base(), self.profile_info
         for task in dirty:
             if task.id in self.tasks:
                 task.extra["relay_json"] = _http.encode(
@@ -519,7 +535,7 @@ class Emulator:
             self.stats.submits_by_custom_id[custom_id] += 1
         if self.profile_info.relay_cache:
             task.extra["relay_json"] = _http.encode(
-                relay_dict(task, self.base_url, self.profile_info, refreshed=False)
+                relay_dict(task, self.relay_base(), self.profile_info, refreshed=False)
             )
             self._relay_dirty.add(task)
             self._relay_open.append(task)
@@ -559,7 +575,7 @@ class Emulator:
         if cached is None:
             family = self.profile_info.family
             if family == "new-api":
-                obj = relay_dict(task, self.base_url, self.profile_info, refreshed=True)
+                obj = relay_dict(task, self.relay_base(), self.profile_info, refreshed=True)
             elif family == "ohmygpt":
                 obj = ohmygpt_dict(task)
             else:
@@ -576,6 +592,40 @@ class Emulator:
         if self.profile_info.relay_cache:
             self._expire_relay()  # no cache: the relay's hour is checked on every read
         return self.live_json(task)
+
+    def relay_base(self) -> str:
+        """Where a new-api relay says its ``/mj/image/<id>`` lives (its ServerAddress)."""
+        return self.quirks.relay_image_host or self.base_url
+
+    def renew_links(self, task: EmuTask) -> None:
+        """Hand out fresh image links when the task's current ones have expired."""
+        now = self._engine.now()
+        if not self.links.url_expired(task.image_url, now, self.quirks):
+            return
+        self._sign_links(task)
+        task.extra.pop("json", None)
+
+    def _sign_links(self, task: EmuTask) -> None:
+        now = self._engine.now()
+        if task.image_url:
+            task.image_url = self.links.mint(task.image_url, now)
+        task.image_urls = [self.links.mint(u, now) for u in task.image_urls]
+
+    def link_gone(self, token: str | None) -> bool:
+        """Whether the image link with expiry ``token`` is dead; counts the download if not."""
+        if token is None:
+            return False
+        if self.links.expired(token, self._engine.now(), self.quirks):
+            return True
+        self.links.use(token)
+        return False
+
+    def in_save_race(self, task: EmuTask) -> bool:
+        """novicezk's Redis store still holds the unfinished copy of a just-finished task."""
+        window = self.quirks.save_race_window
+        if window <= 0 or task.status != SUCCESS or task.finish_time is None:
+            return False
+        return (self.now_ms() - task.finish_time) / 1000.0 * self.speed < window
 
     def task_image(self, task: EmuTask) -> tuple[bytes, str] | None:
         """The bytes behind a task's ``imageUrl`` (for new-api's ``/mj/image/{id}``)."""
@@ -604,6 +654,8 @@ class Emulator:
         elif step.status == SUCCESS:
             task.finish_time = self.now_ms()
             finish_outputs(self.files, task, seed=self.seed, family=self.profile_info.family)
+            if self.quirks.links_expire:
+                self._sign_links(task)
         elif step.status == FAILURE:
             task.finish_time = self.now_ms()
             task.fail_reason = step.fail_reason or "Emulated failure"

@@ -66,7 +66,7 @@ if pytest_asyncio is not None:
         async with MidjourneySession(
             base_url=mj_emulator.base_url,
             api_key=mj_emulator.api_key,
-            provider=mj_emulator.profile,
+            provider=mj_emulator.provider,
             poll_interval=0.01,
         ) as session:
             yield session
