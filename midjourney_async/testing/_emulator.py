@@ -600,7 +600,8 @@ class Emulator:
     def renew_links(self, task: EmuTask) -> None:
         """Hand out fresh image links when the task's current ones have expired."""
         now = self._engine.now()
-        if not self.links.url_expired(task.image_url, now, self.quirks):
+        urls = [task.image_url, *task.image_urls]
+        if not any(self.links.url_expired(u, now, self.quirks) for u in urls):
             return
         self._sign_links(task)
         task.extra.pop("json", None)
