@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._task import IN_PROGRESS, NOT_START, SUBMITTED
+from ._task import IN_PROGRESS, NOT_START, SUBMITTED, EmuTask
 
 STATE_MAX = 255
 """trueai refuses a ``state`` longer than this (``BaseSubmitDTO.State``)."""
@@ -149,6 +149,28 @@ class LinkBook:
         link = self._links.get(token)
         if link is not None:
             link.uses += 1
+
+    def sign(self, task: EmuTask, now: float) -> None:
+        """Put fresh tokens on every image link of ``task``."""
+        if task.image_url:
+            task.image_url = self.mint(task.image_url, now)
+        task.image_urls = [self.mint(u, now) for u in task.image_urls]
+
+    def renew(self, task: EmuTask, now: float, q: ServerQuirks) -> bool:
+        """Re-sign ``task``'s links if any has expired; True when they changed."""
+        if not any(self.url_expired(u, now, q) for u in (task.image_url, *task.image_urls)):
+            return False
+        self.sign(task, now)
+        return True
+
+    def gone(self, token: str | None, now: float, q: ServerQuirks) -> bool:
+        """Whether the link with ``token`` is dead; counts one download when it is not."""
+        if token is None:
+            return False
+        if self.expired(token, now, q):
+            return True
+        self.use(token)
+        return False
 
     def url_expired(self, url: str | None, now: float, q: ServerQuirks) -> bool:
         """Whether ``url`` carries a token that has expired."""
