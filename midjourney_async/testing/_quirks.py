@@ -60,9 +60,10 @@ class ServerQuirks:
         relay_no_channel: new-api has no channel for the model: every submit answers 503.
         relay_account_filter: new-api operator enabled ``accountFilter`` pass-through
             (off by default, as in new-api: the relay deletes it from the body).
-        relay_image_host: new-api writes image links on this host (a wrong ServerAddress
-            such as ``http://localhost:3000``) instead of its own base URL; the emulator's
-            own ``/mj/image/<id>`` still serves the image.
+        relay_image_host: new-api relays that rewrite image links to their own
+            ``/mj/image/<id>`` (new-api, pro365) write them on this host (a wrong
+            ServerAddress such as ``http://localhost:3000``) instead of their base URL; the
+            emulator's own ``/mj/image/<id>`` still serves the image.
         fetch_as_list: fetch answers a one-element JSON list holding the task (seed 003).
         image_seed_failure: trueai's image-seed lookup fails for an existing task with code
             3 and this message (``"未找到 seed"`` or ``"无可用的账号实例"``).

@@ -132,3 +132,16 @@ async def test_relay_image_link_on_a_wrong_host_while_its_own_route_serves(
     assert task["imageUrl"] == f"http://localhost:3000/mj/image/{tid}"
     status, data = await _get(http, f"{w.emu.base_url}/mj/image/{tid}")
     assert status == 200 and data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+async def test_relay_image_route_streams_its_stored_link_even_once_expired(
+    wire: WireFactory, http: aiohttp.ClientSession
+) -> None:
+    w = await wire("new-api", relay_refresh_interval=0, quirks=ServerQuirks(image_link_uses=1))
+    tid = await w.imagine("fox")
+    task = await w.finished(tid)
+    assert task["imageUrl"] == f"{w.emu.base_url}/mj/image/{tid}"
+    assert (await _get(http, task["imageUrl"]))[0] == 200
+    # The route re-serves the same stored upstream link: it cannot cure an expired one.
+    assert (await _get(http, task["imageUrl"]))[0] == 404
+    assert (await w.task(tid))["imageUrl"] == task["imageUrl"]
