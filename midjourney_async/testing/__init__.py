@@ -1,8 +1,8 @@
 """A local Midjourney proxy emulator for tests, demos and benchmarks.
 
-``Emulator`` serves one provider profile (Java midjourney-proxy, trueai, new-api relays,
-OhMyGPT) on 127.0.0.1 with realistic task lifecycles, queues, webhooks, PNG images and
-injectable faults::
+``Emulator`` serves one provider profile (novicezk midjourney-proxy open or plus edition,
+trueai, new-api relays, OhMyGPT) on 127.0.0.1 with realistic task lifecycles, queues, webhooks,
+PNG images and injectable faults; ``ServerQuirks`` switches on real-server behaviours::
 
     from midjourney_async.testing import Emulator, FaultRule
 
@@ -24,13 +24,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._emulator import SPEEDS, Emulator
     from ._faults import FaultRule, FaultSet, TaskRules
-    from ._profiles import PROFILES, Profile
+    from ._profiles import PROFILE_ALIASES, PROFILES, Profile
+    from ._quirks import ServerQuirks
     from ._stats import EmulatorStats
     from ._task import EmuTask, TaskRule
     from ._webhooks import WebhookDispatcher
 
 __all__ = [
     "PROFILES",
+    "PROFILE_ALIASES",
     "SPEEDS",
     "EmuTask",
     "Emulator",
@@ -38,6 +40,7 @@ __all__ = [
     "FaultRule",
     "FaultSet",
     "Profile",
+    "ServerQuirks",
     "TaskRule",
     "TaskRules",
     "WebhookDispatcher",
@@ -45,6 +48,8 @@ __all__ = [
 
 _WHERE = {
     "PROFILES": "._profiles",
+    "PROFILE_ALIASES": "._profiles",
+    "ServerQuirks": "._quirks",
     "Profile": "._profiles",
     "SPEEDS": "._emulator",
     "Emulator": "._emulator",

@@ -23,6 +23,8 @@ from ._ohmygpt_api import OhmygptApi
 from ._outputs import echoed_prompt, finish_outputs, grid_url
 from ._profiles import Profile, get_profile
 from ._proxy_api import ProxyApi
+from ._quirks import LinkBook, ServerQuirks
+from ._relay_cache import RelayCache
 from ._render import ohmygpt_dict, proxy_dict, relay_dict
 from ._server import HttpFront
 from ._stats import EmulatorStats
@@ -51,8 +53,6 @@ SPEEDS: Mapping[str, float] = {"realtime": 1.0, "demo": 10.0, "instant": 1000.0}
 
 _ALLOWED_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 _DEFAULT_RELAY_REFRESH = 15.0
-_RELAY_TIMEOUT_MS = 3600 * 1000.0
-"""new-api fails a task its upstream has not finished after this long (nominal ms)."""
 _MAX_BODY = 64 * 1024 * 1024
 
 
@@ -82,7 +82,10 @@ class Emulator:
             ...  # point a client at emu.base_url with emu.api_key
 
     Args:
-        profile: Provider profile name.
+        profile: Profile name (see ``PROFILES``; ``PROFILE_ALIASES`` also accepted):
+            ``midjourney-proxy-open`` is novicezk's open edition, ``midjourney-proxy-plus``
+            the closed plus edition (``midjourney-proxy`` is an alias of it). Use
+            :attr:`provider` as the client's ``provider=``.
         speed: ``"instant"`` (a task runs through every state in tens of milliseconds),
             ``"demo"`` (10x faster than real), ``"realtime"`` or any multiplier (1.0 = real).
         seed: Seeds ids, shuffles, fault and webhook rates, timings and images.
@@ -97,9 +100,12 @@ class Emulator:
         notify_hook_enabled: Deliver ``notifyHook`` callbacks. None = the profile's default
             (new-api relays strip notifyHook unless the operator enabled it).
         banned_words: Words that make a submit rejected as a banned prompt.
-        account_remix: The emulated account has remix on without auto-submit: Pan,
-            Variation and Reroll presses open a MODAL window (trueai answers code 21; new-api
-            relays create the MODAL task but answer code 1).
+        account_remix: The emulated account has remix on without auto-submit. Plus edition:
+            Pan, Variation and Reroll presses open a MODAL window. trueai (and new-api relays,
+            which pass the flag to it): only a press sent with ``enableRemix: true`` does;
+            without remix on the account that flag is refused with code 4.
+        quirks: Real-server behaviours to switch on (per-user caps, save race, new-api
+            duplicate rows and refusals, dying image links...): see :class:`ServerQuirks`.
     """
 
     def __init__(
@@ -117,6 +123,7 @@ class Emulator:
         notify_hook_enabled: bool | None = None,
         banned_words: Iterable[str] = DEFAULT_BANNED_WORDS,
         account_remix: bool = False,
+        quirks: ServerQuirks | None = None,
     ) -> None:
         if host not in _ALLOWED_HOSTS:
             raise ValueError("the emulator only binds 127.0.0.1, ::1 or localhost")
@@ -125,7 +132,13 @@ class Emulator:
         if queue_size is not None and queue_size < 0:
             raise ValueError("queue_size must be >= 0 (or None for unlimited)")
         self.profile_info: Profile = get_profile(profile)
+        self._profile_name = profile
+        self.quirks = quirks if quirks is not None else ServerQuirks()
+        """Switchable real-server behaviours; change them at any time."""
+        self.received: deque[tuple[str, dict[str, Any]]] = deque(maxlen=1000)
+        """The latest submit bodies as received: ``(route, body)``, oldest first."""
         self.speed = resolve_speed(speed)
+        self.links = LinkBook(self.speed)
         self.seed = seed
         self.api_key = api_key
         self.account_remix = account_remix
@@ -146,7 +159,6 @@ class Emulator:
             relay_refresh_interval = _DEFAULT_RELAY_REFRESH / self.speed
         if relay_refresh_interval < 0:
             raise ValueError("relay_refresh_interval must be >= 0")
-        self._relay_interval = relay_refresh_interval
         self.files = FileStore()
         self._engine = Engine(
             time_scale=1.0 / self.speed,
@@ -167,10 +179,7 @@ class Emulator:
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
         self._waiters: list[asyncio.Future[None]] = []
-        self._relay_dirty: set[EmuTask] = set()
-        self._relay_open: deque[EmuTask] = deque()
-        self._relay_timer: asyncio.TimerHandle | None = None
-        self._relay_last = 0.0
+        self._relay = RelayCache(self, self._engine, relay_refresh_interval)
         self._wall0_ms = 0.0
         self._mono0 = 0.0
         api = OhmygptApi(self) if self.profile_info.family == "ohmygpt" else ProxyApi(self)
@@ -190,7 +199,7 @@ class Emulator:
         self._engine.bind(loop)
         self._wall0_ms = time.time() * 1000.0
         self._mono0 = self._engine.now()
-        self._relay_last = self._mono0
+        self._relay.last = self._mono0
         app = web.Application(client_max_size=_MAX_BODY)
         app.router.add_route("*", "/{tail:.*}", self._front.handle)
         # A short shutdown timeout: a test closing the emulator should not wait for a
@@ -208,16 +217,14 @@ class Emulator:
         host = f"[{self.host}]" if ":" in self.host else self.host
         self._base_url = f"http://{host}:{port}"
         self.files.base_url = self._base_url
-        self._arm_relay()
+        self._relay.arm()
         log.info("emulator %s listening on %s", self.profile, self._base_url)
         return self
 
     async def close(self) -> None:
         """Stop serving, cancel timers and webhook deliveries. Safe to call twice."""
         self._engine.close()
-        if self._relay_timer is not None:
-            self._relay_timer.cancel()
-            self._relay_timer = None
+        self._relay.cancel()
         await self.webhooks.close()
         if self._runner is not None:
             runner, self._runner = self._runner, None
@@ -243,9 +250,14 @@ class Emulator:
         return self._base_url
 
     @property
+    def provider(self) -> str:
+        """The client preset (``MidjourneySession(provider=...)``) that talks to this server."""
+        return self.profile_info.client_provider
+
+    @property
     def profile(self) -> str:
-        """The profile name (also the client's ``provider`` name)."""
-        return self.profile_info.name
+        """The profile name the emulator was started with (an alias stays as given)."""
+        return self._profile_name
 
     @property
     def concurrency(self) -> int | None:
@@ -287,11 +299,7 @@ class Emulator:
         Every step that becomes due is applied at once. Returns how many tasks finished.
         """
         done = self._engine.advance(seconds / self.speed)
-        if (
-            self.profile_info.relay_cache
-            and self.relay_refresh_interval != float("inf")
-            and self._engine.now() - self._relay_last >= self.relay_refresh_interval
-        ):
+        if self.profile_info.relay_cache and self._relay.due():
             self.refresh_relay()
         return done
 
@@ -316,58 +324,20 @@ class Emulator:
         Tasks still unfinished an hour (emulated) after their submit become FAILURE
         "上游任务超时（超过1小时）" in the relay's view, as new-api's poller does it.
         """
-        self._expire_relay()
-        dirty, self._relay_dirty = self._relay_dirty, set()
-        base, profile = self.base_url, self.profile_info
-        for task in dirty:
-            if task.id in self.tasks:
-                task.extra["relay_json"] = _http.encode(
-                    relay_dict(task, base, profile, refreshed=True)
-                )
-        self._relay_last = self._engine.now()
-        return len(dirty)
-
-    def _expire_relay(self) -> None:
-        """new-api family: time out the tasks submitted over an hour ago and not finished."""
-        pending = self._relay_open
-        if not pending:
-            return
-        oldest_ok = self.now_ms() - _RELAY_TIMEOUT_MS / self.speed
-        while pending and pending[0].submit_time <= oldest_ok:
-            task = pending.popleft()
-            if task.terminal or self.tasks.get(task.id) is not task:
-                continue
-            task.extra["relay_timeout"] = True
-            task.extra.pop("json", None)
-            self._relay_dirty.add(task)
+        return self._relay.refresh()
 
     @property
     def relay_refresh_interval(self) -> float:
         """new-api family: real seconds between relay refreshes (0 = no cache, inf = manual)."""
-        return self._relay_interval
+        return self._relay.interval
 
     @relay_refresh_interval.setter
     def relay_refresh_interval(self, value: float) -> None:
         if value < 0:
             raise ValueError("relay_refresh_interval must be >= 0")
-        self._relay_interval = value
+        self._relay.interval = value
         if self._runner is not None:
-            self._arm_relay()
-
-    def _arm_relay(self) -> None:
-        if self._relay_timer is not None:
-            self._relay_timer.cancel()
-            self._relay_timer = None
-        interval = self._relay_interval
-        if not self.profile_info.relay_cache or interval in (0, float("inf")):
-            return
-        loop = asyncio.get_running_loop()
-
-        def tick() -> None:
-            self.refresh_relay()
-            self._relay_timer = loop.call_later(interval, tick)
-
-        self._relay_timer = loop.call_later(interval, tick)
+            self._relay.arm()
 
     async def wait_until(self, predicate: Callable[[], bool], *, timeout: float = 5.0) -> None:
         """Wait (bounded) until ``predicate()`` is true; re-checked after every task change."""
@@ -409,7 +379,7 @@ class Emulator:
         if task.int_id is not None:
             self._by_int.pop(task.int_id, None)
         self.stats.tasks_by_status[task.status] -= 1
-        self._relay_dirty.discard(task)
+        self._relay.dirty.discard(task)
 
     def cancel(self, task_id: str, reason: str = "取消任务") -> bool:
         """End a task in FAILURE with ``reason`` (trueai's cancel). False if unknown/finished."""
@@ -519,10 +489,10 @@ class Emulator:
             self.stats.submits_by_custom_id[custom_id] += 1
         if self.profile_info.relay_cache:
             task.extra["relay_json"] = _http.encode(
-                relay_dict(task, self.base_url, self.profile_info, refreshed=False)
+                relay_dict(task, self.relay_base(), self.profile_info, refreshed=False)
             )
-            self._relay_dirty.add(task)
-            self._relay_open.append(task)
+            self._relay.dirty.add(task)
+            self._relay.open.append(task)
         if status == MODAL:
             self._changed(task, NOT_START)
         return task
@@ -544,7 +514,7 @@ class Emulator:
         task.version += 1
         task.extra.pop("json", None)
         if self.profile_info.relay_cache:
-            self._relay_dirty.add(task)
+            self._relay.dirty.add(task)
 
     def store_upload(self, data: bytes, content_type: str) -> str:
         """Serve uploaded bytes and return their URL (upload-discord-images, describe...)."""
@@ -559,7 +529,7 @@ class Emulator:
         if cached is None:
             family = self.profile_info.family
             if family == "new-api":
-                obj = relay_dict(task, self.base_url, self.profile_info, refreshed=True)
+                obj = relay_dict(task, self.relay_base(), self.profile_info, refreshed=True)
             elif family == "ohmygpt":
                 obj = ohmygpt_dict(task)
             else:
@@ -574,8 +544,28 @@ class Emulator:
             relay: bytes = task.extra["relay_json"]
             return relay
         if self.profile_info.relay_cache:
-            self._expire_relay()  # no cache: the relay's hour is checked on every read
+            self._relay.expire()  # no cache: the relay's hour is checked on every read
         return self.live_json(task)
+
+    def relay_base(self) -> str:
+        """Where a new-api relay says its ``/mj/image/<id>`` lives (its ServerAddress)."""
+        return self.quirks.relay_image_host or self.base_url
+
+    def renew_links(self, task: EmuTask) -> None:
+        """Hand out fresh image links when one of the task's current links has expired."""
+        if self.links.renew(task, self._engine.now(), self.quirks):
+            task.extra.pop("json", None)
+
+    def link_gone(self, token: str | None) -> bool:
+        """Whether the image link with expiry ``token`` is dead; counts the download if not."""
+        return self.links.gone(token, self._engine.now(), self.quirks)
+
+    def in_save_race(self, task: EmuTask) -> bool:
+        """novicezk's Redis store still holds the unfinished copy of a just-finished task."""
+        window = self.quirks.save_race_window
+        if window <= 0 or task.status != SUCCESS or task.finish_time is None:
+            return False
+        return (self.now_ms() - task.finish_time) / 1000.0 * self.speed < window
 
     def task_image(self, task: EmuTask) -> tuple[bytes, str] | None:
         """The bytes behind a task's ``imageUrl`` (for new-api's ``/mj/image/{id}``)."""
@@ -604,6 +594,8 @@ class Emulator:
         elif step.status == SUCCESS:
             task.finish_time = self.now_ms()
             finish_outputs(self.files, task, seed=self.seed, family=self.profile_info.family)
+            if self.quirks.links_expire:
+                self.links.sign(task, self._engine.now())
         elif step.status == FAILURE:
             task.finish_time = self.now_ms()
             task.fail_reason = step.fail_reason or "Emulated failure"
@@ -618,7 +610,7 @@ class Emulator:
             self.stats.tasks_by_status[task.status] += 1
         task.history.append((task.status, _render_progress(task)))
         if self.profile_info.relay_cache:
-            self._relay_dirty.add(task)
+            self._relay.dirty.add(task)
         if task.notify_hook and self._runner is not None:
             self.webhooks.send(
                 task.notify_hook, task.id, self._webhook_body(task), final=task.terminal

@@ -13,7 +13,7 @@ import logging
 import signal
 import sys
 
-from ._profiles import PROFILES
+from ._profiles import profile_names
 
 
 def _optional_int(text: str) -> int | None:
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m midjourney_async.testing",
         description="Run a local Midjourney proxy emulator (127.0.0.1 only).",
     )
-    parser.add_argument("--profile", default="midjourney-proxy", choices=sorted(PROFILES))
+    parser.add_argument("--profile", default="midjourney-proxy", choices=profile_names())
     parser.add_argument("--host", default="127.0.0.1", choices=["127.0.0.1", "::1", "localhost"])
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument(

@@ -3,8 +3,10 @@
 Fixtures:
     ``mj_emulator``: a started :class:`~midjourney_async.testing.Emulator` with
         ``speed="instant"``; its profile comes from the ``mj_profile`` fixture (override it)
-        or a ``@pytest.mark.mj_profile("trueai")`` marker, default ``"midjourney-proxy"``.
-    ``mj_session``: a ``MidjourneySession`` connected to that emulator.
+        or a ``@pytest.mark.mj_profile("trueai")`` marker, default ``"midjourney-proxy"``
+        (an alias of the plus edition; ``"midjourney-proxy-open"`` is novicezk's open one).
+    ``mj_session``: a ``MidjourneySession`` connected to that emulator (with the client
+        preset ``mj_emulator.provider``).
     ``mj_profile``: the profile name (override to change it for a module or class).
 
 This module loads in every pytest run of any project that installs midjourney_async, so it
@@ -66,7 +68,7 @@ if pytest_asyncio is not None:
         async with MidjourneySession(
             base_url=mj_emulator.base_url,
             api_key=mj_emulator.api_key,
-            provider=mj_emulator.profile,
+            provider=mj_emulator.provider,
             poll_interval=0.01,
         ) as session:
             yield session

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 Family = Literal["java", "trueai", "new-api", "ohmygpt"]
-"""Wire family: the open Java proxy, the trueai C# proxy, a new-api relay, or OhMyGPT."""
+"""Wire family: the Java proxy (open or plus), the trueai C# proxy, a new-api relay, OhMyGPT."""
+
+Edition = Literal["", "open", "plus"]
+"""Java family only: novicezk's open edition (v2.6.3) or the closed "plus" edition."""
 
 
 @dataclass(frozen=True)
@@ -21,7 +24,7 @@ class Profile:
     """What one emulated provider looks like on the wire.
 
     Attributes:
-        name: The profile name, also the client's ``provider`` name.
+        name: The profile name.
         family: Which server implementation the quirks come from.
         mode_prefixes: Path prefixes (before ``/mj``) that select a speed mode, mapped to the
             mode recorded on the task. ``"*"`` means any single path segment is accepted.
@@ -36,6 +39,12 @@ class Profile:
             ``/mj/image/{id}`` route (plain new-api); otherwise the upstream URL is kept.
         relay_drops_image_urls: new-api family: the task DTO has no ``imageUrls`` (plain
             new-api); otherwise ``imageUrls`` is kept as the upstream sent it.
+        edition: Java family: ``"open"`` is novicezk/midjourney-proxy v2.6.3 (no buttons, no
+            ``/submit/action``, only imagine/change/simple-change/describe/blend and the task
+            queries); ``"plus"`` is the closed midjourney-proxy-plus edition (buttons, action,
+            modal, shorten, face swap, image-seed).
+        provider: The client preset (``MidjourneySession(provider=...)``) that talks to this
+            server; empty means the profile's own name.
     """
 
     name: str
@@ -49,6 +58,18 @@ class Profile:
     accepts_mj_api_secret: bool = False
     relay_rewrites_image_url: bool = True
     relay_drops_image_urls: bool = True
+    edition: Edition = ""
+    provider: str = ""
+
+    @property
+    def client_provider(self) -> str:
+        """The client preset name for this server (``provider`` or the profile name)."""
+        return self.provider or self.name
+
+    @property
+    def open_edition(self) -> bool:
+        """True for novicezk's open edition (no buttons, no ``/submit/action``)."""
+        return self.family == "java" and self.edition == "open"
 
     @property
     def is_relay(self) -> bool:
@@ -74,12 +95,25 @@ _NEW_API = Profile(
 
 PROFILES: Mapping[str, Profile] = types.MappingProxyType(
     {
-        "midjourney-proxy": Profile(
-            name="midjourney-proxy",
+        # novicezk/midjourney-proxy v2.6.3, the open source edition most people run.
+        "midjourney-proxy-open": Profile(
+            name="midjourney-proxy-open",
             family="java",
             mode_prefixes=types.MappingProxyType({}),
             queue_full_code=23,
             queue_full_description=_J_QUEUE_FULL,
+            edition="open",
+            provider="midjourney-proxy",
+        ),
+        # The closed "plus" edition: same wire as the open one plus buttons and more routes.
+        "midjourney-proxy-plus": Profile(
+            name="midjourney-proxy-plus",
+            family="java",
+            mode_prefixes=types.MappingProxyType({}),
+            queue_full_code=23,
+            queue_full_description=_J_QUEUE_FULL,
+            edition="plus",
+            provider="midjourney-proxy",
         ),
         "trueai": Profile(
             name="trueai",
@@ -122,11 +156,22 @@ PROFILES: Mapping[str, Profile] = types.MappingProxyType(
 )
 """Every emulated provider profile, by name."""
 
+PROFILE_ALIASES: Mapping[str, str] = types.MappingProxyType(
+    {"midjourney-proxy": "midjourney-proxy-plus"}
+)
+"""Other names a profile answers to. ``midjourney-proxy`` (the name before the editions were
+split) still starts the plus edition, so suites written for it keep their buttons."""
+
+
+def profile_names() -> list[str]:
+    """Every name :func:`get_profile` accepts (profiles and aliases), sorted."""
+    return sorted({*PROFILES, *PROFILE_ALIASES})
+
 
 def get_profile(name: str) -> Profile:
-    """Return the profile called ``name`` or raise ``ValueError`` listing the known names."""
+    """Return the profile called ``name`` (or aliased so) or raise ``ValueError``."""
     try:
-        return PROFILES[name]
+        return PROFILES[PROFILE_ALIASES.get(name, name)]
     except KeyError:
-        known = ", ".join(sorted(PROFILES))
+        known = ", ".join(profile_names())
         raise ValueError(f"unknown emulator profile {name!r}; known profiles: {known}") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from . import _http
+from . import _http, _relay
 from ._buttons import Click, parse_custom_id, relay_action
 from ._http import Call, Reply
 from ._media import decode_data_url
@@ -16,7 +16,9 @@ from ._proxy_base import (
     describe_task_kwargs,
     prompt_size,
 )
-from ._task import MODAL, SUCCESS, EmuTask
+from ._quirks import LINK_GONE, NO_REMIX
+from ._render import relay_dict
+from ._task import MODAL, NOT_START, SUCCESS, EmuTask
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 
 _BLEND_ERRORS = {"base64Array": "base64List参数错误", "dimensions": "dimensions参数错误"}
 _GRID_PARENTS = frozenset({"IMAGINE", "VARIATION", "REROLL", "BLEND", "ZOOM", "PAN"})
+# novicezk v2.6.3 SubmitController.change: the only parents a change may start from.
+_OPEN_CHANGE_PARENTS = frozenset({"IMAGINE", "VARIATION", "REROLL", "BLEND"})
 _SIMPLE_CHANGE = re.compile(r"^(\S+)\s+(U[1-4]|V[1-4]|R)$", re.IGNORECASE)
 _ZOOM = re.compile(r"--zoom\s+(\d+(?:\.\d+)?)(?!\S)")
 _HAS_AR = re.compile(r"--(?:ar|aspect)\s+\d+:\d+")
@@ -40,14 +44,20 @@ class ProxyApi(ProxyBase):
         super().__init__(emu)
         self._static: dict[tuple[str, str], tuple[str, _http.Handler]] = {
             ("POST", "submit/imagine"): ("submit/imagine", self.imagine),
-            ("POST", "submit/action"): ("submit/action", self.action),
-            ("POST", "submit/modal"): ("submit/modal", self.modal),
             ("POST", "submit/blend"): ("submit/blend", self.blend),
             ("POST", "submit/describe"): ("submit/describe", self.describe),
-            ("POST", "submit/shorten"): ("submit/shorten", self.shorten),
-            ("POST", "insight-face/swap"): ("insight-face/swap", self.swap),
             ("POST", "task/list-by-condition"): ("task/list-by-condition", self.list_by_condition),
         }
+        if self.profile.open_edition:
+            # novicezk v2.6.3 serves nothing else but its queue view (Spring 404 otherwise).
+            self._static[("GET", "task/queue")] = ("task/queue", self.task_queue)
+        else:
+            self._static.update({
+                ("POST", "submit/action"): ("submit/action", self.action),
+                ("POST", "submit/modal"): ("submit/modal", self.modal),
+                ("POST", "submit/shorten"): ("submit/shorten", self.shorten),
+                ("POST", "insight-face/swap"): ("insight-face/swap", self.swap),
+            })
         if self.family != "trueai":
             # trueai v10+ (the profile models HEAD) removed /change and /simple-change.
             self._static[("POST", "submit/change")] = ("submit/change", self.change)
@@ -98,8 +108,9 @@ class ProxyApi(ProxyBase):
             task_id, verb = rest[1], rest[2]
             table: dict[tuple[str, str], tuple[str, _http.Handler]] = {
                 ("GET", "fetch"): ("task/fetch", self.fetch),
-                ("GET", "image-seed"): ("task/image-seed", self.image_seed),
             }
+            if not self.profile.open_edition:
+                table[("GET", "image-seed")] = ("task/image-seed", self.image_seed)
             if self.family == "trueai":
                 table[("POST", "cancel")] = ("task/cancel", self.cancel)
             found = table.get((method, verb))
@@ -134,8 +145,10 @@ class ProxyApi(ProxyBase):
         custom_id = custom_id if isinstance(custom_id, str) else ""
         click = parse_custom_id(custom_id)
         if self.family == "new-api" and relay_action(click) is None:
-            # new-api maps the customId to an action before anything else.
-            return self.error(4, "unknown_action")
+            # new-api's distributor maps the customId to a model before anything else and
+            # refuses in its own (OpenAI) shape.
+            self.emu.stats.submits_by_code[400] += 1
+            return _relay.refusal(self.emu.quirks, f"unknown_action:{custom_id}")
         task_id = body.get("taskId")
         if not task_id:
             return self.error(4, "taskId不能为空", relay="task_id_is_required")
@@ -144,6 +157,8 @@ class ProxyApi(ProxyBase):
         parent = self.emu.lookup(task_id)
         if parent is None:
             return self.not_found_parent()
+        if self.emu.in_save_race(parent):
+            return self._save_race()
         if parent.status != SUCCESS:
             return self.error(4, "关联任务状态错误", relay="task_status_not_success")
         if custom_id not in {b.custom_id for b in parent.buttons}:
@@ -152,18 +167,27 @@ class ProxyApi(ProxyBase):
             return self.envelope(1, "Success", parent.id, self._base_properties())
         if self.family == "trueai" and click.kind == "pic_reader" and click.index == 0:
             return self._pic_reader_all(call, body, parent, custom_id)
-        remix = click.kind in _REMIX_KINDS and (
-            self.emu.account_remix
-            or (body.get("enableRemix") is True and self.family != "java")
-        )
+        asked = body.get("enableRemix") is True
+        if self.family == "java":
+            remix = click.kind in _REMIX_KINDS and self.emu.account_remix
+        else:
+            # trueai opens the remix window only when asked (TaskService.SubmitAction) and
+            # refuses the flag on an account without remix; new-api passes the flag on.
+            remix = click.kind in _REMIX_KINDS and asked
+            if remix and not self.emu.account_remix:
+                return self.error(4, NO_REMIX)
         modal = click.kind in {"inpaint", "custom_zoom"} or remix or (
             self.family == "trueai" and click.kind in {"pic_reader", "prompt_analyzer"}
         )
         kwargs = click_task_kwargs(self.emu, parent, click, custom_id, call.mode)
         kwargs.update(state=self._state(body), notify_hook=self._hook(body))
         if modal:
+            refused = self._choose_account()
+            if refused is not None:
+                return refused
             kwargs.update(status=MODAL, description="Waiting for window confirm")
             task = self.emu.create_task(**kwargs)
+            self._note_client_fields(task)
             task.modal_kind = click.kind
             task.properties["remix"] = True
             props = self._base_properties()
@@ -222,8 +246,21 @@ class ProxyApi(ProxyBase):
             return refused
         if not self.emu.can_admit():
             return self.queue_full()
+        if self.family == "new-api":
+            self._split_relay_row(task)
         self.emu.leave_modal(task, prompt)
         return self.accepted(task)
+
+    def _split_relay_row(self, task: EmuTask) -> None:
+        """new-api inserts a second row for the modal submit; the first stays MODAL."""
+        profile = self.profile
+        task.extra["relay_stale_row"] = _http.encode(
+            relay_dict(task, self.emu.relay_base(), profile, refreshed=True)
+        )
+        task.relay_action = "MODAL"
+        task.extra["relay_json"] = _http.encode(
+            relay_dict(task, self.emu.relay_base(), profile, refreshed=False)
+        )
 
     async def blend(self, call: Call) -> Reply:
         """POST /mj/submit/blend: 2-5 images into one grid."""
@@ -279,7 +316,10 @@ class ProxyApi(ProxyBase):
             return self.error(4, "taskId不能为空", relay="task_id_is_required")
         if action not in ("UPSCALE", "VARIATION", "REROLL"):
             return self.error(4, "action参数错误", relay="action_is_required")
-        if action != "REROLL" and (not isinstance(index, int) or not 1 <= index <= 4):
+        # new-api wants a non-zero index for every action, REROLL included; the Java proxy
+        # ignores the index of a REROLL.
+        needs_index = action != "REROLL" or self.family == "new-api"
+        if needs_index and (not isinstance(index, int) or not 1 <= index <= 4):
             return self.error(4, "index参数错误", relay="index_is_required")
         index = index if isinstance(index, int) and action != "REROLL" else 0
         return self._change(call, body, body["taskId"], action, index)
@@ -304,27 +344,41 @@ class ProxyApi(ProxyBase):
         parent = self.emu.lookup(task_id)
         if parent is None:
             return self.not_found_parent()
-        if parent.status != SUCCESS or parent.action not in _GRID_PARENTS:
+        if self.emu.in_save_race(parent):
+            return self._save_race()
+        if self.profile.open_edition:
+            if parent.status != SUCCESS:
+                return self.error(4, "关联任务状态错误")
+            if parent.action not in _OPEN_CHANGE_PARENTS:
+                return self.error(4, "关联任务不允许执行变化")
+        elif parent.status != SUCCESS or parent.action not in _GRID_PARENTS:
             return self.error(4, "关联任务状态错误", relay="task_status_not_success")
         h = parent.job_hash
         if action == "UPSCALE":
             custom_id = f"MJ::JOB::upsample::{index}::{h}"
-            click, desc = Click("upscale", index), "up"
+            click = Click("upscale", index)
         elif action == "VARIATION":
             custom_id = f"MJ::JOB::variation::{index}::{h}"
-            click, desc = Click("variation", index), "variation"
+            click = Click("variation", index)
         else:
-            custom_id, click, desc = f"MJ::JOB::reroll::0::{h}::SOLO", Click("reroll"), "reroll"
+            custom_id, click = f"MJ::JOB::reroll::0::{h}::SOLO", Click("reroll")
         kwargs = click_task_kwargs(self.emu, parent, click, custom_id, call.mode)
-        label = f" {action[0]}{index}" if index else ""
+        # The Java proxy describes every change as "/up <id> U1", "/up <id> V2", "/up <id> R".
+        label = f"{action[0]}{index}" if action != "REROLL" else "R"
         kwargs.update(
             action=action,
             relay_action=action,
-            description=self._description(f"/{desc} {parent.id}{label}"),
+            description=self._description(f"/up {parent.id} {label}"),
             state=self._state(body),
             notify_hook=self._hook(body),
         )
         return self._submit(**kwargs)
+
+    def _save_race(self) -> Reply:
+        """novicezk's answer while its Redis store still holds the unfinished parent."""
+        if self.emu.quirks.save_race_code == 3:
+            return self.not_found_parent()
+        return self.error(4, "关联任务状态错误")
 
     async def upload(self, call: Call) -> Reply:
         """POST /mj/submit/upload-discord-images: returns URLs, creates no task."""
@@ -343,8 +397,16 @@ class ProxyApi(ProxyBase):
         return self.envelope(1, "上传成功", urls, {})
 
     async def video(self, call: Call) -> Reply:
-        """POST /mj/submit/video: four short videos."""
-        parsed = self._prompted(call)
+        """POST /mj/submit/video: four short videos (or ``action: extend`` of one)."""
+        body = self._body(call)
+        if isinstance(body, Reply):
+            return body
+        if self.family == "trueai" and self._prompt(body) is None:
+            # trueai wants a prompt even to extend a video (SubmitController.Video).
+            return self.error(4, "Prompt 不能为空")
+        if body.get("action") == "extend" and self.emu.lookup(body.get("taskId")) is None:
+            return self.not_found_parent()
+        parsed = self._prompted(call, body=body)
         if isinstance(parsed, Reply):
             return parsed
         body, prompt = parsed
@@ -423,7 +485,20 @@ class ProxyApi(ProxyBase):
         task = self.emu.lookup(call.params["id"])
         if task is None:
             return self._task_missing()
-        return _http.raw_json(self.emu.fetch_json(task))
+        if self.family == "new-api" and (stale := _relay.stale_row(task)) is not None:
+            # Two rows share the id: GORM's First() gives the older, frozen one; newer
+            # new-api refuses to pick.
+            if self.emu.quirks.relay_duplicate_fetch == "not_found":
+                return self._task_missing()
+            return self._one_task(stale)
+        if self.family != "new-api":
+            self.emu.renew_links(task)
+        return self._one_task(self.emu.fetch_json(task))
+
+    def _one_task(self, row: bytes) -> Reply:
+        if self.emu.quirks.fetch_as_list:
+            return _http.raw_json(b"[" + row + b"]")
+        return _http.raw_json(row)
 
     async def list_by_condition(self, call: Call) -> Reply:
         """POST /mj/task/list-by-condition: known ids only, in no particular order."""
@@ -441,8 +516,19 @@ class ProxyApi(ProxyBase):
                 seen[task.id] = task
         tasks = list(seen.values())
         self.emu.shuffle_rng.shuffle(tasks)
-        fetch_json = self.emu.fetch_json
-        return _http.raw_json(b"[" + b",".join(fetch_json(t) for t in tasks) + b"]")
+        rows: list[bytes] = []
+        for task in tasks:
+            if self.family != "new-api":
+                self.emu.renew_links(task)
+            elif (stale := _relay.stale_row(task)) is not None:
+                rows.append(stale)  # the older row comes first, in primary-key order
+            rows.append(self.emu.fetch_json(task))
+        return _http.raw_json(b"[" + b",".join(rows) + b"]")
+
+    async def task_queue(self, call: Call) -> Reply:
+        """GET /mj/task/queue (open Java proxy): the tasks waiting for a slot."""
+        waiting = [t for t in self.emu.tasks.values() if t.status == NOT_START]
+        return _http.raw_json(b"[" + b",".join(self.emu.fetch_json(t) for t in waiting) + b"]")
 
     async def task_list(self, call: Call) -> Reply:
         """GET /mj/task/list: Java lists every task, trueai the newest 100."""
@@ -467,6 +553,12 @@ class ProxyApi(ProxyBase):
             if self.family == "new-api":
                 body = {"code": 4, "description": "任务未完成", "type": "upstream_error"}
             return _http.json_reply(body, status)
+        failure = self.emu.quirks.image_seed_failure
+        if failure is not None and self.family != "java":
+            # trueai's seed lookup on Discord failed although the task exists.
+            return _http.json_reply(
+                {"code": 3, "description": failure, "result": None, "properties": {}}
+            )
         return _http.json_reply(
             {"code": 1, "description": "成功", "result": task.seed_digits, "properties": {}}
         )
@@ -482,6 +574,9 @@ class ProxyApi(ProxyBase):
     async def image(self, call: Call) -> Reply:
         """GET /mj/image/{id} (new-api): the task's image through the relay."""
         task = self.emu.lookup(call.params["id"])
+        if task is not None and self.emu.link_gone(_link_token(task.image_url)):
+            # The relay streams the link it stored; an expired one stays dead here.
+            return _http.text_reply(LINK_GONE, self.emu.quirks.image_link_status)
         found = self.emu.task_image(task) if task is not None else None
         if found is None:
             return _http.json_reply({"error": "midjourney_task_not_found"}, 400)
@@ -494,3 +589,7 @@ def _custom_zoom_ok(prompt: str) -> bool:
     """Whether a Custom Zoom prompt has ``--zoom`` between 1 and 2 and an ``--ar``."""
     m = _ZOOM.search(prompt)
     return m is not None and 1.0 <= float(m.group(1)) <= 2.0 and bool(_HAS_AR.search(prompt))
+
+
+def _link_token(url: str | None) -> str | None:
+    return url.split("?ex=", 1)[1] if url and "?ex=" in url else None

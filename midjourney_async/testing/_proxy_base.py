@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from . import _http
-from ._buttons import Click, proxy_action, relay_action
+from . import _http, _relay
+from ._buttons import Click, parse_custom_id, proxy_action, relay_action
 from ._http import Call, Reply
 from ._media import aspect_size, decode_data_url
+from ._quirks import NO_ACCOUNT, STATE_MAX, STATE_TOO_LONG
 from ._task import EmuTask
 
 if TYPE_CHECKING:
@@ -22,6 +23,14 @@ _MODE_FLAGS = (("--relax", "RELAX"), ("--turbo", "TURBO"), ("--fast", "FAST"))
 _KEYCAP = re.compile(r"^\d\ufe0f?\u20e3\s*")
 _HTTP = ("http://", "https://")
 _BLEND_DIMENSIONS = {"PORTRAIT": (2, 3), "SQUARE": (1, 1), "LANDSCAPE": (3, 2)}
+
+# Submits for which trueai builds a new task (``NewTask``) and so checks the caller's limits.
+_NEW_TASK_ROUTES = frozenset({
+    "submit/imagine", "submit/action", "submit/blend", "submit/describe", "submit/shorten",
+    "submit/video", "submit/edits", "insight-face/swap", "submit/change", "submit/simple-change",
+})
+_NIJI = frozenset({"niji", "NIJI_JOURNEY"})
+_PLUS_FILTER_KEYS = ("instanceId", "modes", "remix")
 
 BlendFault = Literal["base64Array", "dimensions"]
 """The blend field a request got wrong; each dialect words its own error for it."""
@@ -167,6 +176,9 @@ class ProxyBase:
         self.emu = emu
         self.profile = emu.profile_info
         self.family = self.profile.family
+        # The submit body being handled. Handlers never await between reading the body and
+        # creating the task, so one slot per API object is enough.
+        self._last_body: dict[str, Any] = {}
 
     # -- reply helpers ------------------------------------------------------------------
 
@@ -177,7 +189,69 @@ class ProxyBase:
             return _http.bad_json(self.profile, call.request.path)
         if not isinstance(obj, dict):
             return _http.bad_json(self.profile, call.request.path)
+        if call.route.startswith(("submit/", "insight-face/")):
+            refused = self._gate(call.route, obj)
+            if refused is not None:
+                return refused
         return obj
+
+    def _gate(self, route: str, body: dict[str, Any]) -> Reply | None:
+        """Record a submit body, then apply what the server checks before any handler."""
+        emu, quirks = self.emu, self.emu.quirks
+        emu.received.append((route, dict(body)))
+        if self.family == "new-api":
+            if quirks.relay_no_channel:
+                return _relay.no_channel(_model_name(route, body))
+            if not quirks.relay_account_filter:
+                body.pop("accountFilter", None)  # new-api deletes it unless enabled
+        self._last_body = body
+        if route not in _NEW_TASK_ROUTES or self.family not in ("trueai", "new-api"):
+            return None
+        message = None
+        state = body.get("state")
+        if self.family == "trueai" and isinstance(state, str) and len(state) > STATE_MAX:
+            message = STATE_TOO_LONG
+        if message is None:
+            message = quirks.user_limit(emu.stats.tasks_by_status, len(emu.tasks))
+        return None if message is None else self.limit_refusal(route, message)
+
+    def limit_refusal(self, route: str, message: str) -> Reply:
+        """trueai's answer to a per-user limit, passed through unchanged by new-api.
+
+        trueai's ``Imagine`` catches its own error and answers a Midjourney-shaped code 4;
+        every other submit lets its exception filter answer ``{success: false, code: -1}``.
+        """
+        if route == "submit/imagine":
+            self.emu.stats.submits_by_code[4] += 1
+            return _http.json_reply(
+                {"code": 4, "description": message, "result": None, "properties": {}}
+            )
+        self.emu.stats.submits_by_code[-1] += 1
+        return _http.trueai_error(message)
+
+    def _account_filter(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        found = body.get("accountFilter")
+        if isinstance(found, dict):
+            return found
+        # The plus edition (and openai-hk's examples) also take the filter fields top-level.
+        top = {k: body[k] for k in _PLUS_FILTER_KEYS if k in body}
+        return top or None
+
+    def _choose_account(self) -> Reply | None:
+        """Refuse a submit whose account filter names an instance this server lacks."""
+        if self.profile.open_edition or self.family == "ohmygpt":
+            return None
+        wanted = (self._account_filter(self._last_body) or {}).get("instanceId")
+        if wanted and str(wanted) != self.emu.instance_id:
+            return self.error(3, NO_ACCOUNT, relay=NO_ACCOUNT, relay_code=3)
+        return None
+
+    def _note_client_fields(self, task: EmuTask) -> None:
+        """Keep what the client asked for bot and account on the task, for tests to read."""
+        body = self._last_body
+        bot = body.get("botType")
+        task.bot_type = "NIJI_JOURNEY" if bot in _NIJI else "MID_JOURNEY"
+        task.account_filter = self._account_filter(body)
 
     def error(
         self,
@@ -276,15 +350,19 @@ class ProxyBase:
         prompt = body.get("prompt")
         return prompt.strip() if isinstance(prompt, str) and prompt.strip() else None
 
-    def _prompted(self, call: Call, *, screen: bool = True) -> tuple[dict[str, Any], str] | Reply:
-        """The body and its required prompt, or the error reply.
+    def _prompted(
+        self, call: Call, *, screen: bool = True, body: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], str] | Reply:
+        """The body (read now unless given) and its required prompt, or the error reply.
 
         ``screen=False`` leaves :meth:`_screen` to a handler that must validate other
         fields first, so that a request refused for them does not count as an attempt.
         """
-        body = self._body(call)
-        if isinstance(body, Reply):
-            return body
+        if body is None:
+            read = self._body(call)
+            if isinstance(read, Reply):
+                return read
+            body = read
         prompt = self._prompt(body)
         if prompt is None:
             return self.error(4, "prompt不能为空", relay="prompt_is_required")
@@ -317,9 +395,13 @@ class ProxyBase:
     def _submit(
         self, *, image_url: str | None = None, extra: dict[str, Any] | None = None, **kwargs: Any
     ) -> Reply:
+        refused = self._choose_account()
+        if refused is not None:
+            return refused
         if not self.emu.can_admit():
             return self.queue_full()
         task = self.emu.create_task(**kwargs)
+        self._note_client_fields(task)
         if image_url is not None:
             task.image_url = image_url
         if extra:
@@ -356,3 +438,15 @@ class ProxyBase:
                 return _http.json_reply(
                     {"code": 4, "description": "task_no_found", "type": "upstream_error"}, 400
                 )
+
+
+def _model_name(route: str, body: dict[str, Any]) -> str:
+    """The model new-api bills a submit as (``mj_imagine``, ``mj_upscale``...)."""
+    if route == "submit/action":
+        custom_id = body.get("customId")
+        action = relay_action(parse_custom_id(custom_id if isinstance(custom_id, str) else ""))
+        if action:
+            return f"mj_{action.lower()}"
+    if route == "submit/change" and isinstance(body.get("action"), str):
+        return f"mj_{body['action'].lower()}"
+    return "mj_" + route.rsplit("/", 1)[-1].replace("-", "_")

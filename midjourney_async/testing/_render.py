@@ -52,7 +52,7 @@ def _properties(task: EmuTask, profile: Profile, instance_id: str) -> dict[str, 
 
 
 def proxy_dict(task: EmuTask, profile: Profile, instance_id: str) -> dict[str, Any]:
-    """Task JSON as the Java proxy (with plus buttons) or trueai serves it."""
+    """Task JSON as the Java proxy (open: no buttons; plus: buttons) or trueai serves it."""
     out: dict[str, Any] = {
         "id": task.id,
         "action": task.action,
@@ -71,6 +71,8 @@ def proxy_dict(task: EmuTask, profile: Profile, instance_id: str) -> dict[str, A
         "buttons": [b.to_json() for b in task.buttons],
         "properties": _properties(task, profile, instance_id),
     }
+    if profile.open_edition:
+        del out["buttons"]  # novicezk's open Task has no buttons (support/Task.java)
     if profile.family == "trueai":
         out["botType"] = task.bot_type
         out["mode"] = task.mode

@@ -15,6 +15,7 @@ from aiohttp import web
 from . import _http
 from ._faults import FaultRule
 from ._files import file_bytes
+from ._quirks import LINK_GONE, token_of
 
 if TYPE_CHECKING:
     from ._emulator import Emulator
@@ -107,6 +108,9 @@ class HttpFront:
         spec = self.emu.files.get(request.path.removeprefix("/files/"))
         if spec is None:
             return self._respond(_http.text_reply("Not Found", 404))
+        if self.emu.link_gone(token_of(request.query)):
+            status = self.emu.quirks.image_link_status
+            return self._respond(_http.text_reply(LINK_GONE, status))
         data, content_type = file_bytes(spec)
         return self._respond(_http.Reply(200, data, content_type))
 

@@ -148,6 +148,9 @@ class EmuTask:
     state: str = ""
     custom_id: str = ""
     bot_type: str = "MID_JOURNEY"
+    """``NIJI_JOURNEY`` when the submit asked for the niji bot (``botType``)."""
+    account_filter: dict[str, Any] | None = None
+    """The account filter the server received (after a relay dropped it or not)."""
     mode: str = "FAST"
     status: str = NOT_START
     progress: str | None = None

@@ -17,6 +17,7 @@ from midjourney_async.testing import Emulator
 
 RELAYS = ("new-api", "openai-hk", "zhongzhuan", "pro365")
 PROXY_PROFILES = ("midjourney-proxy", "trueai", *RELAYS)
+JAVA_EDITIONS = ("midjourney-proxy-open", "midjourney-proxy-plus")
 
 # A 1x1 PNG as a data URL: the smallest valid image a submit can carry.
 PIXEL = (
@@ -27,7 +28,7 @@ PIXEL = (
 
 def auth_headers(profile: str, key: str) -> dict[str, str]:
     """The header each profile expects the key in."""
-    if profile == "midjourney-proxy":
+    if profile.startswith("midjourney-proxy"):
         return {"mj-api-secret": key}
     if profile == "trueai":
         return {"Authorization": key}

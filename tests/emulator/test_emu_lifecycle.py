@@ -155,7 +155,8 @@ async def test_same_seed_same_ids_images_and_order(wire: WireFactory) -> None:
 
 
 async def test_task_json_helper_matches_fetch(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    # Real-time speed: no step falls due between the two reads (instant speed moves in ms).
+    w = await wire("midjourney-proxy", speed="realtime")
     tid = await w.imagine("fox")
     assert w.emu.task_json(tid) == await w.task(tid)
 

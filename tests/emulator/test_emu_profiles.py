@@ -8,7 +8,7 @@ import pytest
 from conftest import WireFactory
 from emu_support import PIXEL, RELAYS, button
 
-from midjourney_async.testing import PROFILES
+from midjourney_async.testing import PROFILE_ALIASES, PROFILES
 
 # -- midjourney-proxy (Java) ------------------------------------------------------------
 
@@ -365,7 +365,12 @@ async def test_relay_rejects_unknown_actions(wire: WireFactory, custom_id: str) 
     tid = await w.imagine("fox")
     r = await w.press(tid, custom_id)
     assert r.status == 400
-    assert r.json() == {"code": 4, "description": "unknown_action", "type": "upstream_error"}
+    # The relay's distributor refuses in OpenAI's shape, naming the button.
+    assert r.json() == {
+        "error": {
+            "message": f"Invalid request, unknown_action:{custom_id}", "type": "new_api_error"
+        }
+    }
 
 
 async def test_relay_failed_task_reports_100_percent(wire: WireFactory) -> None:
@@ -395,7 +400,9 @@ async def test_relay_notify_hook_can_be_enabled(wire: WireFactory, profile: str)
 
 def test_profiles_mapping_is_complete_and_read_only() -> None:
     assert set(PROFILES) == {
-        "midjourney-proxy", "trueai", "new-api", "openai-hk", "zhongzhuan", "pro365", "ohmygpt"
+        "midjourney-proxy-open", "midjourney-proxy-plus", "trueai", "new-api", "openai-hk",
+        "zhongzhuan", "pro365", "ohmygpt",
     }
+    assert dict(PROFILE_ALIASES) == {"midjourney-proxy": "midjourney-proxy-plus"}
     with pytest.raises(TypeError):
         PROFILES["x"] = PROFILES["trueai"]  # type: ignore[index]

@@ -59,17 +59,20 @@ async def test_same_link_edits_the_same_picture(wire: WireFactory) -> None:
 # -- 2. account remix: Pan/Variation/Reroll open a MODAL window ----------------------------
 
 
-async def test_trueai_account_remix_opens_modal_with_code_21(wire: WireFactory) -> None:
+async def test_trueai_account_remix_opens_modal_only_when_asked(wire: WireFactory) -> None:
     w = await wire("trueai", account_remix=True)
     grid = await w.finished(await w.imagine("fox"))
+    plain = (await w.press(grid["id"], button(grid, "V1"))).json()
+    assert plain["code"] == 1  # no enableRemix: the job runs with the old prompt
+    assert w.emu.tasks[plain["result"]].status != "MODAL"
     for custom_id in (button(grid, "V2"), button(grid, emoji="🔄")):
-        answer = (await w.press(grid["id"], custom_id)).json()
+        answer = (await w.press(grid["id"], custom_id, enableRemix=True)).json()
         assert answer["code"] == 21, custom_id
         assert answer["properties"]["remix"] is True
         assert w.emu.tasks[answer["result"]].status == "MODAL"
     up = await w.finished(str((await w.press(grid["id"], button(grid, "U1"))).json()["result"]))
     assert up["status"] == "SUCCESS"  # upscales never open a window
-    pan = (await w.press(up["id"], button(up, emoji="⬅️"))).json()
+    pan = (await w.press(up["id"], button(up, emoji="⬅️"), enableRemix=True)).json()
     assert pan["code"] == 21
     confirmed = (await w.submit("modal", taskId=pan["result"], prompt="fox, wider")).json()
     assert (confirmed["code"], confirmed["result"]) == (1, pan["result"])
@@ -77,39 +80,49 @@ async def test_trueai_account_remix_opens_modal_with_code_21(wire: WireFactory) 
     assert (done["status"], done["action"], done["prompt"]) == ("SUCCESS", "PAN", "fox, wider")
 
 
-async def test_trueai_without_account_remix_submits_directly(wire: WireFactory) -> None:
+async def test_trueai_remix_flag_on_account_without_remix_is_code_4(wire: WireFactory) -> None:
     w = await wire("trueai")
     grid = await w.finished(await w.imagine("fox"))
     assert (await w.press(grid["id"], button(grid, "V2"))).json()["code"] == 1
-    remix = (await w.press(grid["id"], button(grid, "V3"), enableRemix=True)).json()
-    assert remix["code"] == 21
+    before = len(w.emu.tasks)
+    r = await w.press(grid["id"], button(grid, "V3"), enableRemix=True)
+    assert r.status == 200
+    assert r.json() == {
+        "code": 4, "description": "当前账号不支持 remix，请开启 remix 功能",
+        "result": None, "properties": {},
+    }
+    assert len(w.emu.tasks) == before  # nothing was created
 
 
 @pytest.mark.parametrize("profile", RELAYS)
 async def test_relay_remix_window_answers_code_1(wire: WireFactory, profile: str) -> None:
     w = await wire(profile, account_remix=True, relay_refresh_interval=0)
     grid = await w.finished(await w.imagine("fox"))
-    answer = await w.press(grid["id"], button(grid, "V1"))
+    answer = await w.press(grid["id"], button(grid, "V1"), enableRemix=True)
     assert answer.status == 200
     assert answer.json()["code"] == 1  # new-api rewrites 21 to 1
     tid = str(answer.json()["result"])
     assert w.emu.tasks[tid].status == "MODAL"
     assert (await w.task(tid))["status"] == "MODAL"  # only the status shows the window
     assert (await w.submit("modal", taskId=tid, prompt="fox, red")).json()["code"] == 1
-    assert (await w.finished(tid))["status"] == "SUCCESS"
+    await w.emu.complete_all()
+    assert w.emu.tasks[tid].status == "SUCCESS"
     # Inpaint and Custom Zoom keep their 21.
     up = await _upscale(w)
     assert (await w.press(up["id"], button(up, "Custom Zoom"))).json()["code"] == 21
 
 
-async def test_relay_enable_remix_creates_modal_answered_as_code_1(wire: WireFactory) -> None:
+async def test_relay_remix_flag_without_account_remix_is_refused(wire: WireFactory) -> None:
     w = await wire("new-api", relay_refresh_interval=0)
     grid = await w.finished(await w.imagine("fox"))
     plain = (await w.press(grid["id"], button(grid, "V1"))).json()
     assert w.emu.tasks[str(plain["result"])].status != "MODAL"
-    remix = (await w.press(grid["id"], button(grid, emoji="🔄"), enableRemix=True)).json()
-    assert remix["code"] == 1
-    assert w.emu.tasks[str(remix["result"])].status == "MODAL"
+    r = await w.press(grid["id"], button(grid, emoji="🔄"), enableRemix=True)
+    assert r.status == 400
+    assert r.json() == {
+        "code": 4, "description": "当前账号不支持 remix，请开启 remix 功能",
+        "type": "upstream_error",
+    }
 
 
 def test_cli_has_account_remix_flag() -> None:
