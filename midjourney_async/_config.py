@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError
+from ._http import RetryPolicy
 from ._providers import Provider, check_mode, resolve_provider
-from ._transport import RetryPolicy
 from ._webhook import WebhookConfig
 
 __all__ = ["MIN_POLL_INTERVAL", "MIN_POLL_INTERVAL_LOCAL", "Settings", "env"]
@@ -97,6 +97,7 @@ class Settings:
     webhook: WebhookConfig | None
     ssl: _ssl.SSLContext | bool | None
     max_connections: int
+    max_response_bytes: int
 
     @classmethod
     def resolve(
@@ -119,6 +120,7 @@ class Settings:
         webhook: WebhookConfig | bool | None,
         ssl: _ssl.SSLContext | bool | None,
         max_connections: int,
+        max_response_bytes: int,
     ) -> Settings:
         """Arguments first, then ``MJ_PROVIDER``, ``MJ_MODE``, ``MJ_BASE_URL``, ``MJ_API_KEY``."""
         name = provider or env("MJ_PROVIDER") or "midjourney-proxy"
@@ -162,6 +164,9 @@ class Settings:
             webhook=webhook,
             ssl=ssl,
             max_connections=_whole("max_connections", max_connections, low=1, high=10_000),
+            max_response_bytes=_whole(
+                "max_response_bytes", max_response_bytes, low=1024, high=2**40
+            ),
         )
 
     @property

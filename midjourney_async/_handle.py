@@ -171,7 +171,14 @@ class TaskHandle:
             )
 
         task, button = await self._button(wanted, match)
-        return await self._press(task, button, prompt=prompt, mask_base64=mask_base64)
+        modal_by_nature = "::CustomZoom::" in button.custom_id or "::Inpaint::" in button.custom_id
+        return await self._press(
+            task,
+            button,
+            prompt=prompt,
+            mask_base64=mask_base64,
+            remix=prompt is not None and not modal_by_nature,
+        )
 
     async def _press(
         self,
@@ -180,9 +187,18 @@ class TaskHandle:
         *,
         prompt: str | None = None,
         mask_base64: str | None = None,
+        remix: bool = False,
     ) -> TaskHandle:
+        """Press ``button``; with ``prompt`` or a mask, answer the modal window too.
+
+        ``remix`` asks the server to open a remix window for this press
+        (trueai and new-api open one only when asked); buttons whose window
+        always opens (Custom Zoom, Vary (Region)) do not ask.
+        """
         session = self._session
-        child = await session.action(task.id, button.custom_id)
+        child = await session.action(
+            task.id, button.custom_id, enable_remix=True if remix else None
+        )
         if prompt is None and mask_base64 is None:
             return child
         if child.submit_code == 21 or (
@@ -291,7 +307,7 @@ class TaskHandle:
         self, wanted: str, match: Any, *, prompt: str | None = None
     ) -> TaskHandle:
         task, button = await self._button(wanted, match)
-        return await self._press(task, button, prompt=prompt)
+        return await self._press(task, button, prompt=prompt, remix=prompt is not None)
 
 
 def _index(index: int) -> None:

@@ -35,7 +35,14 @@ from ._reader import TaskReader
 from ._state import StateTable, TaskState
 from ._submitter import Submitter
 from ._tracker import Tracker, TrackerStats
-from ._transport import HttpRequest, HttpResponse, RetryPolicy, Transport, status_error
+from ._transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    HttpRequest,
+    HttpResponse,
+    RetryPolicy,
+    Transport,
+    status_error,
+)
 from ._waiting import Waits
 from ._webhook import WebhookConfig, WebhookReceiver
 
@@ -66,7 +73,11 @@ class MidjourneySession(SubmitEndpoints):
     poller (queued tasks are asked half as often); ``chunk_size`` ids per
     list-by-condition; ``retry`` the :class:`RetryPolicy`; ``max_in_flight``
     caps tasks submitted and not yet finished (further submits wait for a
-    slot); ``webhook`` starts a callback receiver (see :class:`WebhookConfig`).
+    slot, at most ``timeout``); ``webhook`` starts a callback receiver (see
+    :class:`WebhookConfig`); ``journal`` keeps every accepted id on disk (see
+    :meth:`resume`); ``download_allow`` lists hosts or networks (``"10.0.0.0/8"``)
+    that downloads may reach although private; ``max_response_bytes`` caps an
+    API answer (32 MiB).
     """
 
     def __init__(
@@ -90,6 +101,8 @@ class MidjourneySession(SubmitEndpoints):
         ssl: _ssl.SSLContext | bool | None = None,
         max_connections: int = 100,
         journal: str | os.PathLike[str] | Journal | None = None,
+        download_allow: Iterable[str] | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         cfg = Settings.resolve(
             base_url=base_url,
@@ -109,6 +122,7 @@ class MidjourneySession(SubmitEndpoints):
             webhook=webhook,
             ssl=ssl,
             max_connections=max_connections,
+            max_response_bytes=max_response_bytes,
         )
         self.settings = cfg
         self.provider: Provider = cfg.provider
@@ -129,6 +143,8 @@ class MidjourneySession(SubmitEndpoints):
             retry=cfg.retry,
             ssl=cfg.ssl,
             max_connections=cfg.max_connections,
+            max_response_bytes=cfg.max_response_bytes,
+            download_allow=download_allow,
         )
         self._poll_retry = cfg.poll_retry
         self._table = StateTable()

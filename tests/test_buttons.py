@@ -170,11 +170,13 @@ async def test_remix_press_with_a_prompt_answers_the_modal_window(profile: str) 
         grid = await mj.imagine("a lighthouse")
         child = await grid.variation(2, prompt="a lighthouse in a storm")
         task = await child.wait(timeout=30)
-        without = await grid.variation(3)
-        with pytest.raises(ModalRequired):
-            await without.wait(timeout=30)
+        # Without a prompt no remix window is asked for: the press just runs.
+        without = await (await grid.variation(3)).wait(timeout=30)
     assert task.status is TaskStatus.SUCCESS
+    assert without.status is TaskStatus.SUCCESS
     assert emu.stats.requests["submit/modal"] == 1
     assert "storm" in (emu.tasks[child.id].final_prompt or "")
+    pressed = [body for route, body in emu.received if route == "submit/action"]
+    assert [b.get("enableRemix") for b in pressed] == [True, None]
     # trueai says "modal" in the submit code (21); new-api only in the task's status.
-    assert emu.stats.submits_by_code[21] == (2 if profile == "trueai" else 0)
+    assert emu.stats.submits_by_code[21] == (1 if profile == "trueai" else 0)

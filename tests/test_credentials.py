@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mj_support import KEY, RecordingServer, Reply, allow_local_downloads
+from mj_support import KEY, LOCAL_HOSTS, RecordingServer, Reply
 
 from midjourney_async import MidjourneySession, Task
 
@@ -21,8 +21,10 @@ async def test_downloads_from_other_hosts_carry_no_credentials(
         server.add("GET", "/mj/image/1", Reply.raw(PNG, content_type="image/png"))
         styles = (("midjourney-proxy", "mj-api-secret"), ("new-api", "Authorization"))
         for provider, header in styles:
-            async with MidjourneySession(server.url, KEY, provider=provider) as mj:
-                allow_local_downloads(mj)  # the CDN is another port on 127.0.0.1
+            # The CDN is another port on 127.0.0.1.
+            async with MidjourneySession(
+                server.url, KEY, provider=provider, download_allow=LOCAL_HOSTS
+            ) as mj:
                 task = Task(id="1", status="SUCCESS", image_url=f"{cdn.url}/grid.png")
                 own = Task(id="1", status="SUCCESS", image_url="/mj/image/1")
                 [saved] = await mj.download(task, tmp_path / provider)

@@ -22,6 +22,7 @@ from midjourney_async import (
     DownloadTooLarge,
     HTTPStatusError,
     InvalidRequestError,
+    JournalError,
     MidjourneyError,
     ModalRequired,
     NotFoundError,
@@ -31,6 +32,7 @@ from midjourney_async import (
     RequestTimeout,
     ServerError,
     SessionClosed,
+    SlotTimeout,
     SubmitNotFound,
     SubmitRejected,
     Task,
@@ -71,6 +73,9 @@ EXAMPLES: list[MidjourneyError] = [
     TaskTimeout("9", 30.0, FAILED),
     SessionClosed("9"),
     SessionClosed(None),
+    SlotTimeout(3, 30.0),
+    JournalError(["9"], "disk full"),
+    JournalError([], "disk full"),
     ButtonNotFound("9", "U5", ["U1", "U2"]),
 ]
 

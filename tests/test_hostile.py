@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mj_support import KEY, RecordingServer, Reply, allow_local_downloads, sample_bytes
+from mj_support import KEY, LOCAL_HOSTS, RecordingServer, Reply, sample_bytes
 
 from midjourney_async import (
     ConnectError,
@@ -368,10 +368,11 @@ def snapshot(task_id: str, url: str) -> Task:
 
 @pytest.fixture
 async def dl(server: RecordingServer) -> Any:
+    # These tests serve bodies from other ports of 127.0.0.1.
     async with MidjourneySession(
-        server.url, KEY, retry=RetryPolicy.without_waits(), timeout=5
+        server.url, KEY, retry=RetryPolicy.without_waits(), timeout=5,
+        download_allow=LOCAL_HOSTS,
     ) as mj:
-        allow_local_downloads(mj)  # these tests serve bodies from other ports
         yield mj
 
 

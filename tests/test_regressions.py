@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
-from mj_support import KEY, RecordingServer, Reply, allow_local_downloads, mask_png, until
+from mj_support import KEY, LOCAL_HOSTS, RecordingServer, Reply, mask_png, until
 
 from midjourney_async import (
     AuthenticationError,
@@ -153,8 +153,10 @@ async def test_redirect_to_another_host_never_carries_the_key(tmp_path: Path) ->
     await web.TCPSite(provider, "127.0.0.1", 0).start()
     base_url = f"http://127.0.0.1:{provider.addresses[0][1]}"
     try:
-        async with MidjourneySession(base_url, KEY, provider="midjourney-proxy") as mj:
-            allow_local_downloads(mj)  # the CDN is another port on 127.0.0.1
+        # The CDN is another port on 127.0.0.1.
+        async with MidjourneySession(
+            base_url, KEY, provider="midjourney-proxy", download_allow=LOCAL_HOSTS
+        ) as mj:
             task = Task(id="1", status="SUCCESS", image_url=f"{base_url}/mj/image/1")
             [saved] = await mj.download(task, tmp_path)
         assert saved.read_bytes().startswith(b"\x89PNG")
@@ -341,7 +343,7 @@ async def test_a_modal_step_keeps_the_slot_while_its_task_runs() -> None:
         grid = await (await mj.imagine("grid")).wait(timeout=10)
         emu.rules.never_finish("grid", action="VARIATION")
         v1 = next(b for b in grid.buttons if b.label == "V1")
-        child = await mj.action(grid.id, v1.custom_id)
+        child = await mj.action(grid.id, v1.custom_id, enable_remix=True)
         emu.faults.add(FaultRule("submit/modal", "latency", latency=0.3))
         step = await mj.modal(child.id, prompt="grid remixed")
         await emu.wait_for(step.id, "IN_PROGRESS")
