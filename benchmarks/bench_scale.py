@@ -5,7 +5,11 @@ cannot serve 100,000 statuses a second): every id is a real-sized task
 IN_PROGRESS, so each tick is 1,000 list-by-condition requests of 100 ids.
 Our side is what a user writes, ``await mj.wait_all(handles)`` over 100,000
 handles; the hand-written batched loop of _yardstick.py (aiohttp + msgspec
-only, same chunking and concurrency) is measured side by side for scale.
+only, same chunking and concurrency) is measured side by side for scale, and
+so is the same loop reading the answers without decoding them: the cost of
+1,000 aiohttp requests a second alone, the floor under any client at this
+chunking. The longest garbage-collection pause is shown beside each, since a
+full collection over every object of 100,000 pending tasks can make a tick late.
 
 Each round: a fresh client, one warm-up sweep, then CPU (``time.process_time``
 in this process) over the next ticks divided by their wall time. A tick is
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import statistics
 import sys
 import time
@@ -41,6 +46,28 @@ ROUNDS = 3
 CPU_GOAL = 20.0  # % of one core
 
 
+class GcPauses:
+    """The longest garbage-collection pause while on: a full collection over
+    every tracked object of 100,000 pending tasks can stall the loop past a tick."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.longest = max(self.longest, time.perf_counter() - self._started)
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
 class Window:
     """When each sweep began and ended, and the process CPU at each start."""
 
@@ -48,6 +75,7 @@ class Window:
         self.starts: list[float] = []
         self.ends: list[float] = []
         self.cpu: list[float] = []
+        self.gc = GcPauses()
 
     async def timed(self, sweep: Callable[[], Awaitable[None]]) -> None:
         self.starts.append(time.monotonic())
@@ -68,6 +96,7 @@ class Window:
             "late": sum(lag > LATE for lag in lags),
             "max_lag": max(lags),
             "sweep": statistics.median(sweeps),
+            "gc_pause": self.gc.longest,
         }
 
 
@@ -110,7 +139,8 @@ async def ours(
         await until(lambda: seen() >= len(ids), 60)  # the warm-up sweep
         if profiler is not None:
             profiler.enable()
-        await until(lambda: seen() >= len(ids) * (ticks + 2), 60 + ticks * 10 * INTERVAL)
+        with window.gc:
+            await until(lambda: seen() >= len(ids) * (ticks + 2), 60 + ticks * 10 * INTERVAL)
         if profiler is not None:
             profiler.disable()
         waiter.cancel()
@@ -118,25 +148,36 @@ async def ours(
     return window.figures(1, ticks)
 
 
-async def hand_written(server: FakeServerProcess, ids: list[str], ticks: int) -> dict[str, float]:
+async def hand_written(
+    server: FakeServerProcess, ids: list[str], ticks: int, *, decode: bool = True
+) -> dict[str, float]:
+    """The batched loop; without ``decode`` it only reads the answers: the HTTP floor."""
     window = Window()
     async with HandWritten(server.base_url, server.api_key) as hand:
+        if not decode:
+            hand.tasks = lambda body: []
         loop = asyncio.get_running_loop()
         next_at = loop.time()
-        for _ in range(ticks + 2):  # the warm-up sweep, ``ticks`` measured, one to end on
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
-            next_at += INTERVAL
-            await window.timed(lambda: hand.sweep(ids))
+        with window.gc:
+            for _ in range(ticks + 2):  # the warm-up sweep, ``ticks`` measured, one to end on
+                await asyncio.sleep(max(0.0, next_at - loop.time()))
+                next_at += INTERVAL
+                await window.timed(lambda: hand.sweep(ids))
     return window.figures(1, ticks)
 
 
 async def run(ticks: int, rounds: int, profiler: cProfile.Profile | None) -> list[Row]:
     ids = [str(1730621826053000 + i) for i in range(N)]
-    runs: dict[str, list[dict[str, float]]] = {"ours": [], "hand-written": []}
+    runs: dict[str, list[dict[str, float]]] = {
+        "ours": [], "hand-written": [], "HTTP only (no decoding)": []
+    }
     with FakeServerProcess() as server:
         for _ in range(rounds):
             runs["ours"].append(await ours(server, ids, ticks, profiler))
             runs["hand-written"].append(await hand_written(server, ids, ticks))
+            runs["HTTP only (no decoding)"].append(
+                await hand_written(server, ids, ticks, decode=False)
+            )
     label = f"N={N:,}, {INTERVAL:g} s tick"
     rows: list[Row] = []
     for name, got in runs.items():
@@ -144,6 +185,7 @@ async def run(ticks: int, rounds: int, profiler: cProfile.Profile | None) -> lis
         late = sum(r["late"] for r in got)
         lag = max(r["max_lag"] for r in got)
         sweep = statistics.median(r["sweep"] for r in got)
+        gc_pause = max(r["gc_pause"] for r in got)
         goal = name == "ours"
         rows += [
             Row("scale", f"{label}: {name}, client CPU", cpu, "% of a core",
@@ -152,6 +194,7 @@ async def run(ticks: int, rounds: int, profiler: cProfile.Profile | None) -> lis
                 "= 0" if goal else "", late == 0 if goal else None),
             Row("scale", f"{label}: {name}, worst tick start lag", lag * 1000, "ms"),
             Row("scale", f"{label}: {name}, sweep time (median)", sweep, "s"),
+            Row("scale", f"{label}: {name}, longest GC pause", gc_pause * 1000, "ms"),
         ]
     return rows
 
