@@ -12,7 +12,8 @@ Both poll at the same cadence (every 0.1 s, queued or running alike), in
 chunks of 100 with at most 8 list requests at once, against the same emulator
 (its own process, unlimited concurrency), in interleaved rounds; the figure is
 the ratio of the median client CPU per task over three rounds, which is the
-library's overhead. ``--profile DIR`` also writes cProfile stats of our side.
+library's overhead. ``--profile DIR`` also writes cProfile stats of our side
+(the figures of that run are skewed by the profiler).
 
     python benchmarks/bench_end_to_end.py [--json] [--quick] [--profile DIR]
 """

@@ -16,7 +16,8 @@ in this process) over the next ticks divided by their wall time. A tick is
 late when it starts more than LATE seconds after one interval from the
 previous one (our poller schedules each task one interval after it was last
 asked, so a sweep longer than the interval makes the next one late). Medians
-of three rounds. ``--profile DIR`` also writes cProfile stats of our side.
+of three rounds. ``--profile DIR`` also writes cProfile stats of our side (the
+figures of that run are skewed by the profiler).
 
     python benchmarks/bench_scale.py [--json] [--quick] [--profile DIR]
 """
