@@ -23,9 +23,12 @@ test: lint typecheck
 demo: $(STAMP)
 	$(PY) -m midjourney_async demo --out out
 
+# A few minutes on 2 cores; `make bench BENCH_ARGS=--quick` for a shorter run,
+# `BENCH_ARGS="--only scale"` for one benchmark.
+BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
-	$(PY) benchmarks/run_all.py --json bench-results.json
+	$(PY) benchmarks/run_all.py --json bench-results.json $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache

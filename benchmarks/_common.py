@@ -11,6 +11,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -70,7 +71,7 @@ class EmulatorProcess:
     """
 
     def __init__(self, *, speed: str = "10", notify_hook: str = "default", **flags: str) -> None:
-        self.args = [
+        self.args: list[str] = [
             sys.executable, "-m", "midjourney_async.testing", "--port", "0",
             "--speed", speed, "--concurrency", "none", "--queue-size", "none",
             "--notify-hook", notify_hook,
@@ -108,6 +109,28 @@ class EmulatorProcess:
     def requests(self) -> dict[str, int]:
         """Requests served so far, per route name."""
         return dict(self.stats()["requests"])
+
+
+class FakeServerProcess(EmulatorProcess):
+    """benchmarks/_fake_server.py in its own process: every id is a task IN_PROGRESS.
+
+    For loads the emulator cannot serve in time (100,000 statuses a second);
+    ``stats()`` answers in the emulator's form (``requests``, ``list_ids``, ``fetch_ids``).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.args = [sys.executable, str(Path(__file__).resolve().parent / "_fake_server.py")]
+
+
+SAMPLE = Path(__file__).resolve().parent.parent / "tests" / "samples"
+
+
+def in_progress_body(task_id: str) -> bytes:
+    """A proxy task as served while it runs: the imagine sample at 62%, no buttons yet."""
+    task = json.loads((SAMPLE / "proxy-fetch-imagine-success.json").read_text(encoding="utf-8"))
+    task.update(id=task_id, status="IN_PROGRESS", progress="62%", finishTime=None, buttons=[])
+    return json.dumps(task, separators=(",", ":")).encode()
 
 
 def delta(after: dict[str, int], before: dict[str, int], route: str) -> int:
