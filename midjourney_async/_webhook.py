@@ -6,8 +6,8 @@ or out of order, so the receiver trusts nothing it is sent:
 * the URL carries a per-session secret token; a wrong token gets 404;
 * bodies are capped; non-JSON gets 400; ids this session did not submit get 404;
 * accepted snapshots go through the same forward-only state machine as polls;
-* a terminal state is confirmed with one fetch before a waiter sees it
-  (unless ``trust_callbacks`` is set);
+* a state that ends a wait (SUCCESS, FAILURE, CANCEL or MODAL) is confirmed
+  with one fetch before a waiter sees it (unless ``trust_callbacks`` is set);
 * polling goes on at a slow safety-net cadence, for callbacks that never come.
 
 Users with their own web server can call :func:`parse_notification` and feed
@@ -28,7 +28,7 @@ from aiohttp import web
 
 from ._dialects import OhMyGPTDialect, ProxyDialect
 from ._errors import ConfigurationError, DecodeError
-from ._models import TERMINAL, Task
+from ._models import TERMINAL, Task, TaskStatus
 
 __all__ = ["WebhookConfig", "WebhookReceiver", "WebhookStats", "parse_notification"]
 
@@ -93,6 +93,10 @@ def parse_notification(
 
 # How many submitted ids the allow-list keeps; the oldest go first past it.
 MAX_ALLOWED = 200_000
+
+# States that end a wait (and free an in-flight slot): a callback claiming one is
+# checked with a fetch first. MODAL ends a wait as surely as SUCCESS does.
+ENDS_WAIT: frozenset[str] = TERMINAL | {TaskStatus.MODAL}
 
 
 class WebhookReceiver:
@@ -198,7 +202,7 @@ class WebhookReceiver:
             self.stats.rejected_unknown += 1
             return web.Response(status=404, text="unknown task")
         self.stats.accepted += 1
-        if task.status in TERMINAL and not self.config.trust_callbacks:
+        if task.status in ENDS_WAIT and not self.config.trust_callbacks:
             if not self._confirm(task.id):
                 self.stats.rejected_busy += 1
                 return web.Response(status=503)
