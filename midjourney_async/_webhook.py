@@ -186,6 +186,7 @@ class _Connections:
             guard.transport.abort()
 
     def forget(self, guard: _Guarded) -> None:
+        guard.closed = True
         guard.disarm()
         self.silent.pop(guard, None)
         if guard.transport is not None:
@@ -206,12 +207,14 @@ class _Guarded(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self.transport: asyncio.Transport | None = None
         self.phase = _FRESH
+        self.closed = False  # dropped or lost: no phase applies any more
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # create_server gives a socket transport, which can abort().
         transport = cast(asyncio.Transport, transport)
         self.transport = transport
         if not self._pool.admit(self, transport):
+            self.closed = True
             self.transport = None
             transport.abort()
             return
@@ -221,7 +224,7 @@ class _Guarded(asyncio.Protocol):
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if self.phase <= _KEPT:
+        if self.phase <= _KEPT and not self.closed:
             self._pool.silent.pop(self, None)
             if self.phase == _KEPT:
                 self._arm(self._pool.config.header_timeout)
@@ -248,12 +251,14 @@ class _Guarded(asyncio.Protocol):
 
     def handling(self) -> None:
         """The headers are in and the handler starts: the body is due next."""
+        if self.closed:
+            return
         self.phase = _BODY
         self._arm(self._pool.config.body_timeout)
 
     def handled(self) -> None:
         """The answer is written (or about to be): idle until the next request."""
-        if self.transport is None:
+        if self.closed:
             return
         self.phase = _KEPT
         self._pool.silent[self] = None

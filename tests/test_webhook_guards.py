@@ -180,13 +180,23 @@ async def test_idle_connections_time_out_and_past_the_cap_make_room_for_real_cal
                 w.close()
 
 
-@pytest.mark.parametrize("phase", ["headers", "body"])
+@pytest.mark.parametrize("phase", ["headers", "body", "next-headers"])
 async def test_a_trickling_request_is_cut_off(phase: str) -> None:
-    config = WebhookConfig(poll_interval=NEVER, header_timeout=0.5, body_timeout=0.5)
+    config = WebhookConfig(
+        poll_interval=NEVER, header_timeout=0.5, body_timeout=0.5, keepalive_timeout=60
+    )
     async with hooked(config=config) as (_, mj, receiver):
         host, port, path = receiver_address(mj)
         reader, writer = await asyncio.open_connection(host, port)
-        if phase == "headers":
+        if phase == "next-headers":
+            # One whole request first, then the next one's headers trickle in on
+            # the kept-alive connection: the long keep-alive does not cover them.
+            first = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 2\r\n\r\n{{}}"
+            writer.write(first.encode())
+            assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 400")
+            writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\n".encode())
+            slow = asyncio.ensure_future(trickle(writer, b"X-Slow: 1\r\n"))
+        elif phase == "headers":
             writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}\r\n".encode())
             slow = asyncio.ensure_future(trickle(writer, b"X-Slow: 1\r\n"))
         else:
@@ -197,10 +207,33 @@ async def test_a_trickling_request_is_cut_off(phase: str) -> None:
             await asyncio.wait_for(closed_by_server(reader), 5)
             assert receiver.stats.connections_timed_out == 1
             assert receiver.stats.accepted == 0
+            assert receiver.open_connections == 0
         finally:
             slow.cancel()
             writer.close()
 
+
+async def test_a_kept_alive_connection_serves_again_then_closes_when_idle() -> None:
+    config = WebhookConfig(poll_interval=NEVER, keepalive_timeout=0.5)
+    async with hooked(config=config) as (_, mj, receiver):
+        host, port, path = receiver_address(mj)
+        reader, writer = await asyncio.open_connection(host, port)
+        body = json.dumps({"id": "4242", "status": "SUCCESS"}).encode()
+        request = (
+            f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        try:
+            for _ in range(2):
+                writer.write(request)
+                status = await asyncio.wait_for(reader.readline(), 5)
+                assert status.startswith(b"HTTP/1.1 404"), status  # not a task of ours
+                await asyncio.wait_for(reader.readuntil(b"unknown task"), 5)
+            assert receiver.stats.rejected_unknown == 2
+            await asyncio.wait_for(closed_by_server(reader), 5)
+            await until(lambda: receiver.open_connections == 0)
+        finally:
+            writer.close()
 
 async def test_close_returns_promptly_while_a_body_trickles_in() -> None:
     # The body timeout is long: close() must not wait for it, nor for aiohttp's 60 s.
