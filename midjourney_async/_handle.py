@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Literal
 
 from ._errors import (
@@ -38,7 +38,7 @@ class TaskHandle:
     nobody waits on costs no requests.
     """
 
-    __slots__ = ("_session", "_state", "_waits", "submit_code", "task_ids")
+    __slots__ = ("_session", "_state", "_task_ids", "_waits", "submit_code")
 
     def __init__(
         self,
@@ -53,8 +53,8 @@ class TaskHandle:
         self._state = state
         self._waits = waits
         self.submit_code = submit_code
-        #: Every id the submit returned (trueai may return several for one press).
-        self.task_ids = task_ids or [state.id]
+        # Kept only when the submit returned several ids: one list less per handle.
+        self._task_ids = task_ids if task_ids and len(task_ids) > 1 else None
 
     def __eq__(self, other: object) -> bool:
         # Handles on one task are interchangeable: they share its state.
@@ -85,6 +85,11 @@ class TaskHandle:
         return self._state.latest.task
 
     @property
+    def task_ids(self) -> list[str]:
+        """Every id the submit returned (trueai may return several for one press)."""
+        return list(self._task_ids) if self._task_ids else [self._state.id]
+
+    @property
     def queue_position(self) -> int | None:
         """Tasks ahead of this one when the server queued it (code 22), if known."""
         return self._state.latest.queue_position
@@ -96,8 +101,8 @@ class TaskHandle:
     def __await__(self) -> Generator[Any, None, Task]:
         return self.wait().__await__()
 
-    async def wait(self, timeout: float | None = None) -> Task:
-        """Wait for the task to finish and return it.
+    def wait(self, timeout: float | None = None) -> Coroutine[Any, Any, Task]:
+        """Wait for the task to finish and return it (``await handle.wait()``).
 
         Raises :class:`TaskFailed` on FAILURE or cancel, :class:`ModalRequired`
         when the task waits for a modal step, :class:`TaskNotFound` when the
@@ -105,7 +110,9 @@ class TaskHandle:
         after ``timeout`` seconds (default: the session's ``wait_timeout``).
         The task goes on on the server after a timeout; wait again any time.
         """
-        return await self._waits.wait(self._state, timeout)
+        # The waiting coroutine itself, not one wrapped around it: a frame less
+        # for each of thousands of waiting handles.
+        return self._waits.wait(self._state, timeout)
 
     def updates(self, timeout: float | None = None) -> AsyncIterator[Task]:
         """Yield a snapshot at each change of status or progress, ending at a terminal one.
@@ -338,7 +345,10 @@ class CompletedHandle(TaskHandle):
         )
         self._outcome = outcome
 
-    async def wait(self, timeout: float | None = None) -> Task:
+    def wait(self, timeout: float | None = None) -> Coroutine[Any, Any, Task]:
+        return self._wait(timeout)
+
+    async def _wait(self, timeout: float | None) -> Task:
         if timeout is not None:
             return await super().wait(timeout)
         if isinstance(self._outcome, MidjourneyError):

@@ -19,6 +19,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import msgspec
+
 from ._errors import (
     AuthenticationError,
     MidjourneyError,
@@ -29,13 +31,14 @@ from ._errors import (
     UnsupportedOperation,
 )
 from ._models import Task
-from ._state import is_newer
+from ._state import TrackerStats, is_newer
 
 __all__ = ["Chunk", "TaskReader"]
 
 logger = logging.getLogger("midjourney_async")
 
-ListFn = Callable[[list[str]], Awaitable[list[Task]]]
+ListFn = Callable[[list[str]], Awaitable[list[msgspec.Raw]]]
+DecodeFn = Callable[[msgspec.Raw], "Task | None"]
 FetchFn = Callable[[str], Awaitable[Task]]
 
 # Consecutive failed list requests after which the reader fetches one by one.
@@ -46,14 +49,15 @@ LIST_RETRY_AFTER = 300.0
 
 @dataclass(slots=True)
 class Chunk:
-    """The answer to one list request: every row it held, or the error it met.
+    """The answer to one list request: every row it held, undecoded, or the error
+    it met.
 
     ``fetch_all`` says the list could not serve these ids at all (the relay
     has no list endpoint): each must be fetched by id.
     """
 
     ids: list[str]
-    tasks: list[Task]
+    rows: list[msgspec.Raw]
     error: MidjourneyError | None = None
     fetch_all: bool = False
 
@@ -65,18 +69,19 @@ class TaskReader:
         self,
         *,
         list_tasks: ListFn | None,
+        decode: DecodeFn,
         fetch: FetchFn,
         chunk_size: int = 100,
         concurrency: int = 8,
     ) -> None:
         self._list = list_tasks
+        self.decode = decode
         self._fetch = fetch
         self.chunk_size = max(1, chunk_size)
         self._limit = asyncio.Semaphore(max(1, concurrency))
         self._failures = 0
         self._list_again_at = 0.0
-        self.list_requests = 0
-        self.fetch_requests = 0
+        self.stats = TrackerStats()
 
     @property
     def lists(self) -> bool:
@@ -93,9 +98,9 @@ class TaskReader:
             return Chunk(ids, [], fetch_all=True)
         assert self._list is not None
         async with self._limit:
-            self.list_requests += 1
+            self.stats.list_requests += 1
             try:
-                tasks = await self._list(ids)
+                rows = await self._list(ids)
             except UnsupportedOperation:
                 self._list = None
                 return Chunk(ids, [], fetch_all=True)
@@ -108,7 +113,7 @@ class TaskReader:
                 fetch_all = isinstance(exc, NotFoundError) or not self.lists
                 return Chunk(ids, [], error=exc, fetch_all=fetch_all)
         self._failures = 0
-        return Chunk(ids, tasks)
+        return Chunk(ids, rows)
 
     def _list_failed(self, exc: MidjourneyError) -> None:
         # One stray failure must not end batching for the session's life; a few
@@ -128,7 +133,7 @@ class TaskReader:
     async def fetch(self, task_id: str) -> Task:
         """Fetch one task by id (under the same request cap as the lists)."""
         async with self._limit:
-            self.fetch_requests += 1
+            self.stats.fetch_requests += 1
             return await self._fetch(task_id)
 
     async def read_many(self, ids: list[str]) -> dict[str, Task]:
@@ -142,9 +147,10 @@ class TaskReader:
             for chunk in chunks:
                 if chunk.error is not None and not chunk.fetch_all:
                     raise chunk.error
-                for task in chunk.tasks:
+                for row in chunk.rows:
+                    task = self.decode(row)
                     # A relay may keep two rows for one id: the one furthest on wins.
-                    if is_newer(found.get(task.id), task):
+                    if task is not None and is_newer(found.get(task.id), task):
                         found[task.id] = task
         missing = [i for i in ids if i not in found]
 

@@ -150,6 +150,7 @@ class MidjourneySession(SubmitEndpoints):
         self._table = StateTable()
         self._reader = TaskReader(
             list_tasks=self._list_for_poller if self.dialect.supports_list else None,
+            decode=self.dialect.decode_row,
             fetch=self._fetch_for_poller,
             chunk_size=cfg.chunk_size,
         )
@@ -168,7 +169,7 @@ class MidjourneySession(SubmitEndpoints):
         if cfg.webhook is not None:
             self._webhook = WebhookReceiver(
                 cfg.webhook,
-                parse=self.dialect.parse_notification,
+                parse=self._parse_notification,
                 notify=self.notify,
                 confirm=self._confirm,
             )
@@ -289,6 +290,9 @@ class MidjourneySession(SubmitEndpoints):
             self, state, self._waits, submit_code=result.code, task_ids=result.task_ids
         )
 
+    def _parse_notification(self, body: bytes) -> Task:
+        return self.dialect.parse_notification(body)
+
     def _handle_for(self, state: TaskState) -> TaskHandle:
         return TaskHandle(self, state, self._waits)
 
@@ -333,11 +337,11 @@ class MidjourneySession(SubmitEndpoints):
     async def _read(self, req: HttpRequest, parse: Any, retry: RetryPolicy | None = None) -> Any:
         return await self._transport.call(req, parse, retry=retry)
 
-    async def _list_for_poller(self, ids: list[str]) -> list[Task]:
-        tasks: list[Task] = await self._read(
-            self.dialect.list_tasks(ids), self.dialect.parse_list, self._poll_retry
+    async def _list_for_poller(self, ids: list[str]) -> list[msgspec.Raw]:
+        rows: list[msgspec.Raw] = await self._read(
+            self.dialect.list_tasks(ids), self.dialect.parse_list_rows, self._poll_retry
         )
-        return tasks
+        return rows
 
     async def _fetch_for_poller(self, task_id: str) -> Task:
         task: Task = await self._read(

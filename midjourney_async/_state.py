@@ -15,15 +15,32 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from ._errors import MidjourneyError
 from ._models import STATUS_RANK, TERMINAL, Task, TaskStatus
 
-__all__ = ["StateTable", "TaskState", "is_newer"]
+__all__ = ["StateTable", "TaskState", "TrackerStats", "is_newer"]
 
 logger = logging.getLogger("midjourney_async")
 
 Subscriber = Callable[["TaskState"], None]
+
+
+@dataclass
+class TrackerStats:
+    """Counters of the shared poller, for tests, benchmarks and dashboards."""
+
+    ticks: int = 0
+    list_requests: int = 0
+    fetch_requests: int = 0
+    fallback_fetches: int = 0
+    snapshots_applied: int = 0
+    snapshots_dropped: int = 0
+    errors: int = 0
+    rate_limited: int = 0
+    last_error: str | None = None
+    ids_per_tick: list[int] = field(default_factory=list)
 
 
 def is_newer(old: Task | None, new: Task) -> bool:
@@ -64,6 +81,7 @@ class TaskState:
         "not_found",
         "not_found_at",
         "queue_position",
+        "raw_hash",
         "subscribers",
         "successor",
         "task",
@@ -83,6 +101,9 @@ class TaskState:
         self.misses = 0
         self.not_found = 0
         self.not_found_at = 0.0
+        # The hash of the list row that brought the snapshot: the same row next
+        # tick needs no decoding.
+        self.raw_hash = 0
         # Set once a modal step was accepted: a late MODAL snapshot is stale then.
         self.left_modal = False
         self.modal_answer: tuple[str | None, str | None] | None = None
@@ -149,8 +170,7 @@ class StateTable:
             weakref.WeakValueDictionary()
         )
         self.observers: list[Subscriber] = []
-        self.applied = 0
-        self.dropped = 0
+        self.stats = TrackerStats()
         self.closed = False
 
     def get(self, task_id: str) -> TaskState | None:
@@ -179,11 +199,11 @@ class StateTable:
         st.not_found = 0
         modal = task.status == TaskStatus.MODAL
         if not is_newer(st.task, task) or (modal and st.left_modal):
-            self.dropped += 1
+            self.stats.snapshots_dropped += 1
             return False
         previous = st.task
         st.task = task
-        self.applied += 1
+        self.stats.snapshots_applied += 1
         if previous is None or previous.status != task.status:
             logger.info("task %s: %s %s", task.id, task.status, task.progress or "")
         if modal or task.status in TERMINAL:

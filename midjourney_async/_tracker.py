@@ -20,7 +20,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from ._errors import (
     AuthenticationError,
@@ -31,7 +30,7 @@ from ._errors import (
 )
 from ._models import Task, TaskStatus
 from ._reader import Chunk, TaskReader
-from ._state import StateTable, TaskState, is_newer
+from ._state import StateTable, TaskState, TrackerStats, is_newer
 
 __all__ = ["Tracker", "TrackerStats"]
 
@@ -40,22 +39,6 @@ logger = logging.getLogger("midjourney_async")
 _QUEUED = frozenset({TaskStatus.NOT_START, TaskStatus.SUBMITTED})
 # The longest a Retry-After may pause the poller, as the transport caps its own.
 MAX_PAUSE = 60.0
-
-
-@dataclass
-class TrackerStats:
-    """Counters of the shared poller, for tests, benchmarks and dashboards."""
-
-    ticks: int = 0
-    list_requests: int = 0
-    fetch_requests: int = 0
-    fallback_fetches: int = 0
-    snapshots_applied: int = 0
-    snapshots_dropped: int = 0
-    errors: int = 0
-    rate_limited: int = 0
-    last_error: str | None = None
-    ids_per_tick: list[int] = field(default_factory=list)
 
 
 class Tracker:
@@ -83,9 +66,13 @@ class Tracker:
         self._penalty = 1.0
         self._pause_until = 0.0
         self._closed = False
-        self._stats = TrackerStats()
+        # One set of counters, kept live by the table, the reader and the poller.
+        self._stats = table.stats
+        reader.stats = table.stats
         # When running waits end: a pause never runs past the nearest one.
         self._ends: dict[object, float] = {}
+        # The last list row of each watched task, by its hash.
+        self._rows: dict[int, TaskState] = {}
         table.observers.append(self._settled)
 
     # -- what to poll -------------------------------------------------------
@@ -131,15 +118,27 @@ class Tracker:
 
     def _delist(self, st: TaskState) -> None:
         if st.waiters == 0 and st.holds == 0:
-            self._watched.pop(st.id, None)
+            self._forget(st)
 
     def _settled(self, st: TaskState) -> None:
         if st.done:
-            self._watched.pop(st.id, None)
+            self._forget(st)
+
+    def _forget(self, st: TaskState) -> None:
+        self._watched.pop(st.id, None)
+        self._forget_row(st)
+
+    def _forget_row(self, st: TaskState) -> None:
+        if st.raw_hash:
+            if self._rows.get(st.raw_hash) is st:
+                del self._rows[st.raw_hash]
+            st.raw_hash = 0
 
     def reopen(self, st: TaskState) -> None:
         """A modal step was accepted under ``st``'s own id: poll it again at once."""
         self.table.reopen(st)
+        # The row that brought the MODAL snapshot is stale now, not "unchanged".
+        self._forget_row(st)
         st.due = time.monotonic()
         if st.waiters or st.holds:
             self._enlist(st)
@@ -177,12 +176,7 @@ class Tracker:
 
     @property
     def stats(self) -> TrackerStats:
-        stats = self._stats
-        stats.list_requests = self.reader.list_requests
-        stats.fetch_requests = self.reader.fetch_requests
-        stats.snapshots_applied = self.table.applied
-        stats.snapshots_dropped = self.table.dropped
-        return stats
+        return self._stats
 
     # -- the loop -----------------------------------------------------------
 
@@ -289,17 +283,36 @@ class Tracker:
             return states
         self._penalty = max(1.0, self._penalty / 2)
         pending = {st.id: st for st in states}
+        known = self._rows
+        table = self.table
         seen: dict[str, Task] = {}
-        for task in chunk.tasks:
+        hashes: dict[str, int] = {}
+        unchanged: set[str] = set()
+        for row in chunk.rows:
+            digest = hash(bytes(row))
+            st = known.get(digest)
+            if st is not None and st.raw_hash == digest and st.id in pending:
+                # Byte for byte the row that brought the current snapshot: an
+                # unchanged pending task, nothing to decode.
+                unchanged.add(st.id)
+                table.stats.snapshots_dropped += 1
+                continue
+            task = self.reader.decode(row)
             # Every row counts: new-api keeps a stale MODAL row beside the live one
             # after a modal step, and the forward-only rule picks the live one.
-            if task.id in pending and is_newer(seen.get(task.id), task):
+            if task is not None and task.id in pending and is_newer(seen.get(task.id), task):
                 seen[task.id] = task
+                hashes[task.id] = digest
         missing: list[TaskState] = []
         for task_id, st in pending.items():
-            row = seen.get(task_id)
-            if row is not None:
-                self.table.update(st, row)
+            row_task = seen.get(task_id)
+            if row_task is not None:
+                if table.update(st, row_task) and not st.done:
+                    self._remember_row(st, hashes[task_id])
+                continue
+            if task_id in unchanged:
+                st.misses = 0
+                st.not_found = 0
                 continue
             # A batch may leave out an id (a relay not yet refreshed, a lost row):
             # only a second miss in a row costs a fetch.
@@ -307,6 +320,11 @@ class Tracker:
             if st.misses >= 2:
                 missing.append(st)
         return missing
+
+    def _remember_row(self, st: TaskState, digest: int) -> None:
+        self._forget_row(st)
+        st.raw_hash = digest
+        self._rows[digest] = st
 
     async def _poll_one(self, st: TaskState) -> None:
         if st.done:

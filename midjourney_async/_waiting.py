@@ -251,10 +251,10 @@ class Settle:
     __slots__ = (
         "_at",
         "_changed",
-        "_event",
         "_every",
         "_positions",
         "_waits",
+        "_wake",
         "_watched",
         "expired",
     )
@@ -273,7 +273,8 @@ class Settle:
         self.expired = False
         # The poller may pause (a 429's Retry-After), but not past this wait's end.
         waits.tracker.expect(self, time.monotonic() + limit)
-        self._event = asyncio.Event()
+        # A bare future while step() sleeps: an asyncio.Event costs ~850 bytes a wait.
+        self._wake: asyncio.Future[None] | None = None
         self._watched: list[TaskState] = []
         # Where each state stands in the caller's list (a state may stand twice).
         self._at: dict[TaskState, list[int]] = {}
@@ -293,9 +294,11 @@ class Settle:
         """The subscriber: note a state that may have settled, and wake the wait."""
         if st.settled or st.successor is not None:
             self._changed.append(st)
-            self._event.set()
-        elif self._every or self._waits.table.closed:
-            self._event.set()
+        elif not (self._every or self._waits.table.closed):
+            return
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
 
     def current(self, position: int) -> TaskState:
         """The state ``position`` waits on now (a successor after a modal step)."""
@@ -336,7 +339,6 @@ class Settle:
         while True:
             ready: list[tuple[int, Outcome]] = []
             changed, self._changed = self._changed, []
-            self._event.clear()
             for st in changed:
                 spots = self._at.get(st)
                 if spots is None:
@@ -350,7 +352,12 @@ class Settle:
             if self._waits.table.closed and self._at:
                 raise SessionClosed(next(iter(self._at)).id)
             if not self._changed:
-                await self._event.wait()
+                wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._wake = wake
+                try:
+                    await wake
+                finally:
+                    self._wake = None
                 if self._every and not self._changed:
                     return ready
 

@@ -137,6 +137,18 @@ class Dialect(abc.ABC):
     def parse_list(self, resp: HttpResponse) -> list[Task]:
         raise self.unsupported("list-by-condition")
 
+    def parse_list_rows(self, resp: HttpResponse) -> list[msgspec.Raw]:
+        """The rows of a list answer, each still undecoded (see :meth:`decode_row`).
+
+        The poller compares each row with the one it saw last tick and decodes
+        only those that changed: a pending task's row is usually the same.
+        """
+        raise self.unsupported("list-by-condition")
+
+    def decode_row(self, row: msgspec.Raw) -> Task | None:
+        """One row of :meth:`parse_list_rows` as a Task; None for a row that is no task."""
+        raise self.unsupported("list-by-condition")
+
     def image_seed(self, task_id: str) -> HttpRequest:
         raise self.unsupported("image-seed")
 

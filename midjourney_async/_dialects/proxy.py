@@ -50,6 +50,7 @@ _NOT_FOUND_WORDS: Final = ("task_no_found", "task_not_found", "不存在")
 
 _task_decoder: Final = msgspec.json.Decoder(Task)
 _task_list_decoder: Final = msgspec.json.Decoder(list[Task])
+_row_list_decoder: Final = msgspec.json.Decoder(list[msgspec.Raw])
 
 _STR_FIELDS: Final = (
     "action",
@@ -384,6 +385,26 @@ class ProxyDialect(Dialect):
             return decode_task_list(resp.body)
         except DecodeError:
             raise _refused_read(resp, "list-by-condition") from None
+
+    def parse_list_rows(self, resp: HttpResponse) -> list[msgspec.Raw]:
+        if resp.status == 200:
+            try:
+                return _row_list_decoder.decode(resp.body)
+            except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+                pass
+        # Not a plain array: the full parser says why, or finds no task in it.
+        self.parse_list(resp)
+        return []
+
+    def decode_row(self, row: msgspec.Raw) -> Task | None:
+        try:
+            return _task_decoder.decode(row)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            pass
+        try:
+            return decode_task(bytes(row))
+        except DecodeError:
+            return None
 
     def image_seed(self, task_id: str) -> HttpRequest:
         return HttpRequest("GET", f"{self.root}/task/{_quote(task_id)}/image-seed", "read")
