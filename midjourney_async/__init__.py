@@ -44,6 +44,7 @@ from ._journal import Journal, JournalEntry, SQLiteJournal
 from ._models import Button, SubmitResult, Task, TaskAction, TaskStatus
 from ._providers import PROVIDERS, Provider
 from ._session import MidjourneySession
+from ._sync import Midjourney, SyncTaskHandle
 from ._tracker import TrackerStats
 from ._transport import RetryPolicy
 from ._version import __version__
@@ -65,6 +66,7 @@ __all__ = [
     "InvalidRequestError",
     "Journal",
     "JournalEntry",
+    "Midjourney",
     "MidjourneyError",
     "MidjourneySession",
     "ModalRequired",
@@ -81,6 +83,7 @@ __all__ = [
     "SubmitNotFound",
     "SubmitRejected",
     "SubmitResult",
+    "SyncTaskHandle",
     "Task",
     "TaskAction",
     "TaskFailed",
