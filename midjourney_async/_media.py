@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from ._errors import DecodeError, InvalidRequestError
+from ._models import TaskStatus
 
 if TYPE_CHECKING:
     from ._models import Task
@@ -200,7 +201,16 @@ async def save_task_media(
     max_bytes: int,
     timeout: float | None = None,
 ) -> list[Path]:
-    """Save the image, the separate images and the videos of ``task``; their paths."""
+    """Save the image, the separate images and the videos of ``task``; their paths.
+
+    Only a finished task is saved: an unfinished one has at most a progress
+    preview, which would otherwise land under the final name.
+    """
+    if task.status != TaskStatus.SUCCESS:
+        raise InvalidRequestError(
+            f"task {task.id} is not finished ({task.status}): wait for it before downloading",
+            code=None,
+        )
     await anyio.Path(directory).mkdir(parents=True, exist_ok=True)
     stem = safe_name(task.id)
     jobs: list[tuple[str, str]] = []
