@@ -52,7 +52,7 @@ def served() -> Iterator[dict[str, str]]:
     """An emulator in its own process, with another profile than the examples pick."""
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "midjourney_async", "emulator", "--profile", "new-api",
+            sys.executable, "-m", "midjourney_async", "emulator", "--profile", "midjourney-proxy",
             "--port", "0", "--speed", "instant", "--concurrency", "10", "--queue-size", "100",
         ],
         stdout=subprocess.PIPE,
@@ -61,7 +61,7 @@ def served() -> Iterator[dict[str, str]]:
     try:
         assert proc.stdout is not None
         base_url, key = proc.stdout.readline().split()
-        yield {"MJ_BASE_URL": base_url, "MJ_API_KEY": key, "MJ_PROVIDER": "new-api"}
+        yield {"MJ_BASE_URL": base_url, "MJ_API_KEY": key, "MJ_PROVIDER": "midjourney-proxy"}
     finally:
         proc.terminate()
         proc.wait(30)
