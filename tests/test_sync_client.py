@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from emu_thread import serve_emulator
 
 from midjourney_async import (
     ConfigurationError,
@@ -27,18 +26,8 @@ from midjourney_async.testing import Emulator
 @pytest.fixture
 def emu() -> Iterator[Emulator]:
     """An emulator served from a loop on its own thread, as a separate server would be."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    emulator = Emulator(speed="instant")
-    asyncio.run_coroutine_threadsafe(emulator.start(), loop).result(30)
-    try:
+    with serve_emulator(speed="instant") as emulator:
         yield emulator
-    finally:
-        asyncio.run_coroutine_threadsafe(emulator.close(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(30)
-        loop.close()
 
 
 def client(emu: Emulator) -> Midjourney:
