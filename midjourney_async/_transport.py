@@ -55,6 +55,11 @@ _JSON = "application/json"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MIN_READ_TIMEOUT = 1.0
 _MAX_REDIRECTS = 5
+# aiohttp < 3.10 has no ConnectionTimeoutError: there a connect timeout is a plain
+# timeout, handled as "may have been received" (never re-sent), the safe side.
+_CONNECT_TIMEOUT: type[Exception] = getattr(
+    aiohttp, "ConnectionTimeoutError", type("_NoConnectionTimeoutError", (Exception,), {})
+)
 
 T = TypeVar("T")
 Kind = Literal["read", "submit"]
@@ -388,7 +393,7 @@ class Transport:
                 headers = resp.headers
         except aiohttp.InvalidURL as exc:
             raise ConfigurationError(f"invalid URL {self.redact(url)!r}") from exc
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+        except (aiohttp.ClientConnectorError, _CONNECT_TIMEOUT) as exc:
             raise ConnectError(
                 f"{req.method} {req.path}: could not connect to {self.base_url}: "
                 f"{self.redact(str(exc)) or type(exc).__name__}",
