@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,35 @@ def test_the_sdist_carries_its_tests_and_license(tmp_path: Path) -> None:
         cwd=tree, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert some.returncode == 0, some.stdout[-3000:]
+
+
+def _lower_bounds() -> dict[str, str]:
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    deps = text.split("dependencies = [", 1)[1].split("]", 1)[0]
+    return dict(re.findall(r'"([A-Za-z0-9_-]+)>=([0-9.]+)"', deps))
+
+
+def test_the_declared_minimums_are_the_ones_make_test_min_runs() -> None:
+    pins = dict(
+        re.findall(
+            r"^([A-Za-z0-9_-]+)==([0-9.]+)$",
+            (ROOT / "constraints-min.txt").read_text(encoding="utf-8"),
+            flags=re.MULTILINE,
+        )
+    )
+    bounds = _lower_bounds()
+    assert set(bounds) == {"aiohttp", "msgspec", "anyio", "backoff"}
+    assert pins == bounds
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "-c constraints-min.txt" in makefile
+    assert "make test-min" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_the_installed_dependencies_meet_the_declared_bounds() -> None:
+    from importlib.metadata import version
+
+    def parts(v: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
+
+    for name, low in _lower_bounds().items():
+        assert parts(version(name)) >= parts(low), (name, version(name), low)
