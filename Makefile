@@ -2,8 +2,13 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The suite once more on the lowest declared dependency versions (constraints-min.txt),
+# on the lowest supported Python where one is installed.
+PYTHON_MIN ?= $(shell for p in python3.10 $(PYTHON); do $$p -c '' 2>/dev/null && echo $$p && break; done)
+VENV_MIN := .venv-min
+STAMP_MIN := $(VENV_MIN)/.installed
 
-.PHONY: test demo bench lint typecheck clean
+.PHONY: test test-min demo bench lint typecheck clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +25,15 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(PY) -m pytest
 
+$(STAMP_MIN): pyproject.toml constraints-min.txt
+	@test -x $(VENV_MIN)/bin/python || $(PYTHON_MIN) -m venv $(VENV_MIN)
+	$(VENV_MIN)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV_MIN)/bin/python -m pip install --quiet -c constraints-min.txt -e '.[dev,cli]'
+	@touch $(STAMP_MIN)
+
+test-min: $(STAMP_MIN)
+	$(VENV_MIN)/bin/python -m pytest -p no:cacheprovider
+
 demo: $(STAMP)
 	$(PY) -m midjourney_async demo --out out
 
@@ -31,4 +45,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/run_all.py --json bench-results.json $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(VENV_MIN) out .mypy_cache .ruff_cache .pytest_cache

@@ -48,6 +48,7 @@ from ._journal import Journal, JournalEntry, SQLiteJournal
 from ._models import Button, SubmitResult, Task, TaskAction, TaskStatus
 from ._providers import PROVIDERS, Provider
 from ._session import MidjourneySession
+from ._sync import Midjourney, SyncTaskHandle
 from ._tracker import TrackerStats
 from ._transport import RetryPolicy
 from ._version import __version__
@@ -72,6 +73,7 @@ __all__ = [
     "Journal",
     "JournalEntry",
     "JournalError",
+    "Midjourney",
     "MidjourneyError",
     "MidjourneySession",
     "ModalRequired",
@@ -89,6 +91,7 @@ __all__ = [
     "SubmitNotFound",
     "SubmitRejected",
     "SubmitResult",
+    "SyncTaskHandle",
     "Task",
     "TaskAction",
     "TaskFailed",

@@ -17,8 +17,11 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-async def run_demo(out: Path, *, prompt: str, plain: bool = False) -> int:
-    """Imagine, press U1 and V2, wait with progress, download everything into ``out``."""
+async def run_demo(out: Path, *, prompt: str, plain: bool | None = None) -> int:
+    """Imagine, press U1 and V2, wait with progress, download everything into ``out``.
+
+    ``plain`` None draws bars on a terminal and plain lines elsewhere.
+    """
     from .testing import Emulator
 
     async with Emulator(profile="midjourney-proxy", speed="demo") as emu:
@@ -28,8 +31,8 @@ async def run_demo(out: Path, *, prompt: str, plain: bool = False) -> int:
         ) as mj:
             handle = await mj.imagine(prompt)
             _say(f"imagine submitted as task {handle.id}: {prompt!r}")
-            with Progress(plain=plain or None) as progress:
-                [grid] = await follow([handle], progress, labels=["imagine"])
+            with Progress(plain=plain) as progress:
+                [grid] = await follow([handle], progress, labels=[f"imagine {handle.id}"])
             if not isinstance(grid, Task):
                 print(f"demo failed: {grid}", file=sys.stderr)
                 return 1
@@ -37,8 +40,9 @@ async def run_demo(out: Path, *, prompt: str, plain: bool = False) -> int:
             upscale = await handle.upscale(1)
             variation = await handle.variation(2)
             _say(f"pressed U1 (task {upscale.id}) and V2 (task {variation.id})")
-            with Progress(plain=plain or None) as progress:
-                results = await follow([upscale, variation], progress, labels=["U1", "V2"])
+            with Progress(plain=plain) as progress:
+                labels = [f"U1 {upscale.id}", f"V2 {variation.id}"]
+                results = await follow([upscale, variation], progress, labels=labels)
             failed = [r for r in results if isinstance(r, MidjourneyError)]
             if failed:
                 print(f"demo failed: {failed[0]}", file=sys.stderr)

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import anyio
 
 from ._errors import DownloadRefused, DownloadTooLarge, InvalidRequestError
+from ._models import TaskStatus
 
 if TYPE_CHECKING:
     from ._models import Task
@@ -294,7 +295,15 @@ async def save_task_media(
 
     All or nothing: the first failure cancels the other downloads and removes
     what they saved, then raises; no temporary file is left behind.
+
+    Only a finished task is saved: an unfinished one has at most a progress
+    preview, which would otherwise land under the final name.
     """
+    if task.status != TaskStatus.SUCCESS:
+        raise InvalidRequestError(
+            f"task {task.id} is not finished ({task.status}): wait for it before downloading",
+            code=None,
+        )
     await anyio.Path(directory).mkdir(parents=True, exist_ok=True)
     stem = safe_name(task.id)
     jobs: list[tuple[str, str]] = []

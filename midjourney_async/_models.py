@@ -166,6 +166,8 @@ def _without_hooks(properties: dict[str, Any]) -> dict[str, Any]:
         if key in clean:
             clean[key] = redact_hook(clean[key])
     return clean
+# Describe and shorten number their prompts with keycap emoji: 1️⃣ ... 5️⃣.
+_KEYCAP: Final = re.compile("[1-9]\ufe0f?\u20e3")
 
 # Bound look-ups for Task.__post_init__, which runs once per decoded task.
 _status_of = _STATUSES.get
@@ -307,6 +309,15 @@ class Task(msgspec.Struct, frozen=True, rename="camel", gc=False):
         return value if isinstance(value, str) else None
 
     @property
+    def prompts(self) -> list[str]:
+        """The numbered prompts a describe or shorten task answered with; else empty."""
+        for text in (self.final_prompt, self.prompt_en, self.description, self.prompt):
+            if text and _KEYCAP.search(text):
+                parts = _KEYCAP.split(text)[1:]
+                return [" ".join(p.split()) for p in parts if p.strip()]
+        return []
+
+    @property
     def is_terminal(self) -> bool:
         """True once the task reached SUCCESS, FAILURE or CANCEL."""
         return self.status in TERMINAL
@@ -334,6 +345,7 @@ class Task(msgspec.Struct, frozen=True, rename="camel", gc=False):
                 for b in self.buttons
             ],
             "fail_reason": self.fail_reason,
+            "prompts": self.prompts,
             "parent_id": self.parent_id,
             "properties": self.properties,
         }

@@ -16,13 +16,16 @@ from ._models import Task
 __all__ = ["Progress", "follow"]
 
 
-def _describe(task: Task | None) -> str:
+def _describe(task: Task | None, *, percent: bool = True) -> str:
     if task is None:
         return "waiting for the first status"
     text = str(task.status)
-    if task.progress:
+    if percent and task.progress:
         text += f" {task.progress}"
     return text
+
+
+_STYLE = {"SUCCESS": "green", "FAILURE": "red", "CANCEL": "red", "MODAL": "yellow"}
 
 
 class Progress(AbstractContextManager["Progress"]):
@@ -33,19 +36,24 @@ class Progress(AbstractContextManager["Progress"]):
         self._rich: Any = None
         self._bars: dict[str, Any] = {}
         self._last: dict[str, str] = {}
+        self._labels: dict[str, str] = {}
+        self._escape: Any = str
         use_rich = not plain if plain is not None else self.stream.isatty()
         if use_rich:
             try:
                 from rich.console import Console
+                from rich.markup import escape
                 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
                 from rich.progress import Progress as RichProgress
             except ImportError:  # the `cli` extra is optional
                 pass
             else:
+                self._escape = escape
                 self._rich = RichProgress(
                     TextColumn("[bold]{task.fields[label]}"),
                     BarColumn(),
                     TextColumn("{task.percentage:>3.0f}%"),
+                    # The bar's own column shows the percentage; the status stays a word.
                     TextColumn("{task.fields[status]}"),
                     TimeElapsedColumn(),
                     console=Console(file=self.stream),
@@ -66,18 +74,31 @@ class Progress(AbstractContextManager["Progress"]):
         if self._rich is not None:
             self._rich.stop()
 
+    @property
+    def bars(self) -> bool:
+        """True when drawing rich bars (a terminal), False for plain lines."""
+        return self._rich is not None
+
     def add(self, task_id: str, label: str) -> None:
+        """Start a bar or line for ``task_id``, named ``label`` (a button, a command, the id)."""
+        self._labels[task_id] = label
         if self._rich is not None:
             self._bars[task_id] = self._rich.add_task(
                 label, total=100, label=label, status="submitted"
             )
         else:
-            self._line(task_id, f"{label} {task_id}: submitted")
+            self._line(task_id, f"{label}: submitted")
 
     def update(self, task_id: str, task: Task | None, note: str | None = None) -> None:
-        status = note or _describe(task)
+        """Show the newest snapshot of ``task_id`` (or a note such as an error)."""
         pct = task.progress_percent if task is not None else None
         if self._rich is not None and task_id in self._bars:
+            status = self._escape(note or _describe(task, percent=False))
+            style = _STYLE.get(str(task.status)) if task is not None and not note else None
+            if note:
+                style = "red"
+            if style:
+                status = f"[{style}]{status}[/]"
             fields: dict[str, Any] = {"status": status}
             if pct is not None:
                 fields["completed"] = pct
@@ -85,7 +106,8 @@ class Progress(AbstractContextManager["Progress"]):
                 fields["completed"] = 100
             self._rich.update(self._bars[task_id], **fields)
         else:
-            self._line(task_id, f"{task_id}: {status}")
+            label = self._labels.get(task_id, task_id)
+            self._line(task_id, f"{label}: {note or _describe(task)}")
 
     def _line(self, task_id: str, text: str) -> None:
         if self._last.get(task_id) == text:

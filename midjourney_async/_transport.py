@@ -65,6 +65,12 @@ _CHUNK = 256 * 1024
 #: Far above any sane API answer (a list of 100 tasks is ~200 KB).
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
+# aiohttp < 3.10 has no ConnectionTimeoutError: there a connect timeout is a plain
+# timeout, handled as "may have been received" (never re-sent), the safe side.
+_CONNECT_TIMEOUT: type[Exception] = getattr(
+    aiohttp, "ConnectionTimeoutError", type("_NoConnectionTimeoutError", (Exception,), {})
+)
+
 T = TypeVar("T")
 
 #: What a download consumer gets: the final URL, the headers and the body in chunks.
@@ -387,7 +393,7 @@ class Transport:
             return DownloadRefused(str(exc.os_error), url=self.redact(url))
         if isinstance(exc, aiohttp.InvalidURL):
             return ConfigurationError(f"invalid URL {self.redact(url)!r}")
-        if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
+        if isinstance(exc, (aiohttp.ClientConnectorError, _CONNECT_TIMEOUT)):
             return ConnectError(
                 f"{method} {path}: could not connect to {self.redact(url)}: {detail}",
                 method=method,

@@ -13,11 +13,17 @@ from midjourney_async.testing import Emulator
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-async def cli(emu: Emulator | None, *args: str, timeout: float = 60) -> tuple[int, str, str]:
-    """Run ``python -m midjourney_async ARGS`` without blocking the emulator's loop."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MJ_")}
+async def cli(
+    emu: Emulator | None, *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """Run ``python -m midjourney_async ARGS`` without blocking the emulator's loop.
+
+    ``env`` adds variables after the emulator's (the machine's MJ_* never leak in).
+    """
+    env_all = {k: v for k, v in os.environ.items() if not k.startswith("MJ_")}
     if emu is not None:
-        env.update(MJ_BASE_URL=emu.base_url, MJ_API_KEY=emu.api_key, MJ_PROVIDER=emu.profile)
+        env_all.update(MJ_BASE_URL=emu.base_url, MJ_API_KEY=emu.api_key, MJ_PROVIDER=emu.profile)
+    env_all.update(env or {})
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -25,7 +31,7 @@ async def cli(emu: Emulator | None, *args: str, timeout: float = 60) -> tuple[in
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=env,
+        env=env_all,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
