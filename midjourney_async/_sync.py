@@ -28,6 +28,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 S = TypeVar("S")
+# Covariant: a method the session inherits (the submit endpoints) binds to a client too.
+S_co = TypeVar("S_co", covariant=True)
 
 
 class _Loop:
@@ -81,11 +83,11 @@ def _shutdown(loop: _Loop, session: MidjourneySession | None) -> None:
     loop.stop()
 
 
-class _Bound(Generic[S]):
+class _Bound(Generic[S_co]):
     """What the method wrappers need of their owner: the loop and the async object."""
 
     _loop: _Loop
-    _target: S
+    _target: S_co
 
     def _handle(self, handle: TaskHandle) -> SyncTaskHandle:
         raise NotImplementedError
@@ -355,14 +357,14 @@ class Midjourney(_Bound[MidjourneySession]):
         self, handles: Iterable[SyncTaskHandle], *, timeout: float | None = None
     ) -> Iterator[SyncTaskHandle]:
         """Yield handles as their tasks end; ``.wait()`` on one gives its task or error at once."""
-        by_target = {id(h._target): h for h in handles}
-        stream = self._target.as_completed([h._target for h in by_target.values()], timeout=timeout)
+        stream = self._target.as_completed([h._target for h in handles], timeout=timeout)
         while True:
             try:
                 done = self._loop.run(_next_handle(stream))
             except StopAsyncIteration:
                 return
-            yield by_target[id(done)]
+            # The async handle knows how its wait ended: wait() on it answers at once.
+            yield self._handle(done)
 
     imagine = _submits(MidjourneySession.imagine)
     action = _submits(MidjourneySession.action)
