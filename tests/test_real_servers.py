@@ -35,6 +35,7 @@ from midjourney_async import (
     UnsupportedOperation,
     WebhookConfig,
 )
+from midjourney_async._media import loopback_from_remote, on_base_url
 from midjourney_async.testing import Emulator, ServerQuirks
 
 OPEN = "midjourney-proxy-open"
@@ -458,3 +459,18 @@ async def test_webhook_on_loopback_toward_a_remote_server_warns_and_keeps_pollin
         "http://192.0.2.1", "k", provider="trueai", poll_interval=2.0, webhook=public
     )
     assert reachable.settings.tracker_interval == 30.0
+
+
+def test_loopback_links_from_a_remote_server_are_never_taken_as_given() -> None:
+    # A server that is not on this machine cannot host its images here: its own
+    # /mj/image route is read from the base URL, any other such link is refused.
+    remote = "https://relay.example"
+    assert loopback_from_remote("http://localhost:3000/mj/image/7", remote)
+    assert loopback_from_remote("http://127.0.0.1/a.png", remote)
+    assert not loopback_from_remote("https://cdn.example/a.png", remote)
+    assert not loopback_from_remote("http://localhost:3000/a.png", "http://127.0.0.1:8080")
+    assert on_base_url("http://localhost:3000/mj/image/7?ex=1", remote) == (
+        "https://relay.example/mj/image/7?ex=1"
+    )
+    assert on_base_url("https://relay.example/mj/image/7", remote) is None
+    assert on_base_url("http://localhost:3000/a.png", remote) is None
