@@ -27,10 +27,13 @@ from ._errors import (
     JournalError,
     MidjourneyError,
     ModalRequired,
+    NoChannelError,
     NotFoundError,
     PermissionDeniedError,
     QueueFullError,
+    QuotaExceeded,
     RateLimitError,
+    RemixDisabled,
     RequestTimeout,
     ServerError,
     SessionClosed,
@@ -45,7 +48,7 @@ from ._errors import (
 )
 from ._handle import TaskHandle
 from ._journal import Journal, JournalEntry, SQLiteJournal
-from ._models import Button, SubmitResult, Task, TaskAction, TaskStatus
+from ._models import AccountFilter, Button, SubmitResult, Task, TaskAction, TaskStatus
 from ._providers import PROVIDERS, Provider
 from ._session import MidjourneySession
 from ._sync import Midjourney, SyncTaskHandle
@@ -59,6 +62,7 @@ logging.getLogger("midjourney_async").addHandler(logging.NullHandler())
 
 __all__ = [
     "PROVIDERS",
+    "AccountFilter",
     "AuthenticationError",
     "BannedPromptError",
     "Button",
@@ -77,11 +81,14 @@ __all__ = [
     "MidjourneyError",
     "MidjourneySession",
     "ModalRequired",
+    "NoChannelError",
     "NotFoundError",
     "PermissionDeniedError",
     "Provider",
     "QueueFullError",
+    "QuotaExceeded",
     "RateLimitError",
+    "RemixDisabled",
     "RequestTimeout",
     "RetryPolicy",
     "SQLiteJournal",

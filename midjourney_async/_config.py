@@ -176,7 +176,17 @@ class Settings:
             return self.poll_interval
         if self.webhook.poll_interval is not None:
             return self.webhook.poll_interval
+        if not self.callbacks_can_arrive:
+            return self.poll_interval
         return WEBHOOK_POLL_INTERVAL if self.provider.callbacks else self.poll_interval
+
+    @property
+    def callbacks_can_arrive(self) -> bool:
+        """False when the callback URL is on loopback (no ``public_url``) while the
+        server is not: the server's callbacks cannot reach this process."""
+        if self.webhook is None:
+            return False
+        return self.webhook.public_url is not None or is_loopback_url(self.base_url)
 
     @property
     def poll_retry(self) -> RetryPolicy:

@@ -16,6 +16,7 @@ import msgspec
 from ._errors import InvalidRequestError
 from ._media import as_data_url
 from ._models import (
+    AccountFilter,
     ActionRequest,
     BlendRequest,
     ChangeRequest,
@@ -38,8 +39,22 @@ if TYPE_CHECKING:
 __all__ = ["ImageInput", "SubmitEndpoints", "need_text"]
 
 ImageInput = str | bytes | os.PathLike[str]
+Bot = Literal["midjourney", "niji"]
+_BOT_TYPES = {"midjourney": "MID_JOURNEY", "mj": "MID_JOURNEY", "niji": "NIJI_JOURNEY"}
 _DIMENSIONS = ("PORTRAIT", "SQUARE", "LANDSCAPE")
 _CHANGE_ACTIONS = ("UPSCALE", "VARIATION", "REROLL")
+
+
+def bot_type(bot: str | None) -> str | None:
+    """The wire ``botType`` for ``bot`` ("midjourney" or "niji"); None leaves it out."""
+    if bot is None:
+        return None
+    known = _BOT_TYPES.get(str(bot).strip().lower())
+    if known is None:
+        raise InvalidRequestError(
+            f"bot must be 'midjourney' or 'niji', not {bot!r} (nothing was sent)", code=None
+        )
+    return known
 
 
 def need_text(value: str | None, what: str) -> str:
@@ -65,16 +80,41 @@ class SubmitEndpoints:
     ) -> TaskHandle:
         raise NotImplementedError
 
+    def _with_account(
+        self, account_filter: AccountFilter | None, extra: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """``extra`` with the account filter the way the provider's server reads it."""
+        if account_filter is None:
+            return extra
+        if not isinstance(account_filter, AccountFilter):
+            raise InvalidRequestError(
+                "account_filter must be an AccountFilter (nothing was sent)", code=None
+            )
+        fields = msgspec.to_builtins(account_filter)
+        if fields.get("modes"):
+            fields["modes"] = [str(m).upper() for m in fields["modes"]]
+        merged = dict(extra or {})
+        if self.provider.account_filter_top_level:
+            merged.update(fields)
+        else:
+            merged["accountFilter"] = fields
+        return merged
+
     async def imagine(
         self,
         prompt: str,
         *,
         images: Sequence[ImageInput] = (),
+        bot: Bot | None = None,
+        account_filter: AccountFilter | None = None,
         state: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> TaskHandle:
         """Submit ``/imagine``. ``images`` are image prompts (bytes, paths or data URLs).
 
+        ``bot="niji"`` runs it on the Niji bot (``botType: NIJI_JOURNEY``);
+        ``account_filter`` picks the Discord account (trueai and the plus
+        edition; new-api relays drop it unless their operator enabled it).
         Returns as soon as the server accepted the task.
 
         Example::
@@ -84,9 +124,10 @@ class SubmitEndpoints:
         body = ImagineRequest(
             prompt=need_text(prompt, "prompt"),
             base64_array=[as_data_url(i) for i in images] or None,
+            bot_type=bot_type(bot),
             state=state,
         )
-        return await self._submit("imagine", body, extra)
+        return await self._submit("imagine", body, self._with_account(account_filter, extra))
 
     async def action(
         self,
@@ -131,10 +172,12 @@ class SubmitEndpoints:
         images: Sequence[ImageInput],
         *,
         dimensions: Literal["PORTRAIT", "SQUARE", "LANDSCAPE"] | None = None,
+        bot: Bot | None = None,
+        account_filter: AccountFilter | None = None,
         state: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> TaskHandle:
-        """Blend 2-5 images into a grid."""
+        """Blend 2-5 images into a grid (``bot`` and ``account_filter`` as for imagine)."""
         if not 2 <= len(images) <= 5:
             raise InvalidRequestError(
                 f"blend takes 2 to 5 images, not {len(images)} (nothing was sent)", code=None
@@ -145,18 +188,26 @@ class SubmitEndpoints:
                 code=None,
             )
         body = BlendRequest(
-            base64_array=[as_data_url(i) for i in images], dimensions=dimensions, state=state
+            base64_array=[as_data_url(i) for i in images],
+            dimensions=dimensions,
+            bot_type=bot_type(bot),
+            state=state,
         )
-        return await self._submit("blend", body, extra)
+        return await self._submit("blend", body, self._with_account(account_filter, extra))
 
     async def describe(
         self,
         image: ImageInput,
         *,
+        bot: Bot | None = None,
+        account_filter: AccountFilter | None = None,
         state: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> TaskHandle:
-        """Describe an image: the finished task holds four prompts in ``final_prompt``."""
+        """Describe an image: the finished task holds four prompts in ``final_prompt``.
+
+        ``bot`` and ``account_filter`` as for :meth:`imagine`.
+        """
         data = as_data_url(image, allow_url=True)
         if data.startswith("http") and not self.provider.describe_link:
             raise InvalidRequestError(
@@ -164,12 +215,13 @@ class SubmitEndpoints:
                 "bytes or a file path (nothing was sent)",
                 code=None,
             )
+        bot_name = bot_type(bot)
         body = (
-            DescribeRequest(link=data, state=state)
+            DescribeRequest(link=data, bot_type=bot_name, state=state)
             if data.startswith("http")
-            else DescribeRequest(base64=data, state=state)
+            else DescribeRequest(base64=data, bot_type=bot_name, state=state)
         )
-        return await self._submit("describe", body, extra)
+        return await self._submit("describe", body, self._with_account(account_filter, extra))
 
     async def shorten(
         self, prompt: str, *, state: str | None = None, extra: dict[str, Any] | None = None
@@ -187,7 +239,11 @@ class SubmitEndpoints:
         state: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> TaskHandle:
-        """The older ``/submit/change``: UPSCALE or VARIATION ``index`` 1-4, or REROLL."""
+        """The older ``/submit/change``: UPSCALE or VARIATION ``index`` 1-4, or REROLL.
+
+        A REROLL is sent with ``index: 1``: new-api refuses one without an
+        index, and novicezk ignores it.
+        """
         act = str(action).upper()
         if act not in _CHANGE_ACTIONS:
             raise InvalidRequestError(
@@ -201,7 +257,7 @@ class SubmitEndpoints:
         body = ChangeRequest(
             task_id=need_text(task_id, "task_id"),
             action=act,
-            index=index if act != "REROLL" else None,
+            index=index if act != "REROLL" else 1,
             state=state,
         )
         return await self._submit("change", body, extra)
@@ -246,7 +302,8 @@ class SubmitEndpoints:
 
         ``extend_task_id`` with ``index`` (0-3) extends one video of an earlier task.
         """
-        if extend_task_id is None:
+        if extend_task_id is None or self.provider.extend_needs_prompt:
+            # trueai refuses an extend without a prompt too (code 4 "Prompt 不能为空").
             prompt = need_text(prompt, "prompt")
         if image is None and extend_task_id is None:
             raise InvalidRequestError(

@@ -17,10 +17,13 @@ Every error the library raises derives from :class:`MidjourneyError`::
     │   ├── NotFoundError                          404
     │   ├── RateLimitError                         429, with retry_after
     │   └── ServerError                            5xx
+    │       └── NoChannelError                     a relay has no upstream for the model
     ├── SubmitRejected                             the server did not accept a submit (.code)
-    │   ├── QueueFullError                         code 23, or 9 "queue full"
+    │   ├── QueueFullError                         code 23, "queue full", trueai's per-user caps
+    │   ├── QuotaExceeded                          a daily or total drawing quota is used up
     │   ├── BannedPromptError                      code 24, with banned_word
     │   ├── InvalidRequestError                    code 4
+    │   │   └── RemixDisabled                      the account has remix off
     │   └── SubmitNotFound (also NotFoundError)    code 3: parent task or account missing
     ├── TaskNotFound                               the server does not know the task id
     ├── TaskFailed                                 the task ended in FAILURE (.task)
@@ -58,10 +61,13 @@ __all__ = [
     "JournalError",
     "MidjourneyError",
     "ModalRequired",
+    "NoChannelError",
     "NotFoundError",
     "PermissionDeniedError",
     "QueueFullError",
+    "QuotaExceeded",
     "RateLimitError",
+    "RemixDisabled",
     "RequestTimeout",
     "ServerError",
     "SessionClosed",
@@ -123,9 +129,10 @@ class UnsupportedOperation(MidjourneyError, NotImplementedError):
     Raised before any request is sent, so nothing is paid for.
     """
 
-    def __init__(self, operation: str, dialect: str) -> None:
+    def __init__(self, operation: str, dialect: str, message: str | None = None) -> None:
         super().__init__(
-            f"{operation} is not offered by the {dialect!r} dialect; "
+            message
+            or f"{operation} is not offered by the {dialect!r} dialect; "
             f"use a provider that serves it"
         )
         self.operation = operation
@@ -229,6 +236,15 @@ class ServerError(HTTPStatusError):
     """5xx: the server failed."""
 
 
+class NoChannelError(ServerError):
+    """A new-api relay has no upstream channel for this model ("no channel available",
+    "无可用渠道", HTTP 503); nothing was created.
+
+    It is not retried: the relay's operator has to add a channel (or the mode
+    or model has to change), which no wait cures.
+    """
+
+
 class SubmitRejected(MidjourneyError):
     """The server answered a submit without accepting it.
 
@@ -256,6 +272,14 @@ class QueueFullError(SubmitRejected):
     """The account's queue is full; nothing was created. Safe to submit again later."""
 
 
+class QuotaExceeded(SubmitRejected):
+    """A daily or total drawing quota of the user is used up (trueai's
+    "用户今日绘图次数已达上限", "总绘图次数已达上限"...); nothing was created.
+
+    Never retried: submitting again before the quota resets is refused the same way.
+    """
+
+
 class BannedPromptError(SubmitRejected):
     """The prompt holds a word Midjourney refuses; ``banned_word`` names it when known."""
 
@@ -274,6 +298,14 @@ class BannedPromptError(SubmitRejected):
 
 class InvalidRequestError(SubmitRejected):
     """The server found the request invalid (blank prompt, bad image, wrong button...)."""
+
+
+class RemixDisabled(InvalidRequestError):
+    """The account has remix off, so a press cannot open a remix window for
+    ``prompt=`` (trueai's code 4 "当前账号不支持 remix"); nothing was created.
+
+    Press without ``prompt=``, or turn remix on for the account.
+    """
 
 
 class SubmitNotFound(SubmitRejected, NotFoundError):

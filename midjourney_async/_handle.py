@@ -10,8 +10,9 @@ from ._errors import (
     ButtonNotFound,
     InvalidRequestError,
     MidjourneyError,
+    UnsupportedOperation,
 )
-from ._models import Button, Task, TaskStatus
+from ._models import Button, Task, TaskAction, TaskStatus
 
 if TYPE_CHECKING:
     from ._session import MidjourneySession
@@ -23,6 +24,14 @@ __all__ = ["TaskHandle"]
 
 Direction = Literal["left", "right", "up", "down"]
 _DIRECTIONS = ("left", "right", "up", "down")
+Change = tuple[Literal["UPSCALE", "VARIATION", "REROLL"], int | None]
+# What a task without buttons (novicezk's open edition) still offers, by press() label.
+_CHANGE_LABELS: dict[str, Change] = {
+    **{f"u{i}": ("UPSCALE", i) for i in range(1, 5)},
+    **{f"v{i}": ("VARIATION", i) for i in range(1, 5)},
+    "🔄": ("REROLL", None),
+    "reroll": ("REROLL", None),
+}
 
 
 class TaskHandle:
@@ -149,10 +158,44 @@ class TaskHandle:
 
     async def _button(self, wanted: str, match: Any) -> tuple[Task, Button]:
         task = await self._finished()
+        if not task.buttons:
+            raise self._only_changes(task, wanted)
         for button in task.buttons:
             if match(button):
                 return task, button
         raise ButtonNotFound(self.id, wanted, [b.name for b in task.buttons])
+
+    def _only_changes(self, task: Task, wanted: str) -> UnsupportedOperation:
+        """The error for a press the server cannot take on a task without buttons."""
+        if task.action == TaskAction.UPSCALE:
+            why = (
+                f"task {task.id} is an upscale without buttons: novicezk's open edition "
+                "refuses any change on an upscaled task"
+            )
+        else:
+            why = (
+                f"task {task.id} has no buttons: the server (novicezk's open edition) "
+                "offers only U1-U4, V1-V4 and reroll, through /submit/change"
+            )
+        return UnsupportedOperation(
+            wanted, self._session.dialect.name, f"{wanted}: {why}; nothing was sent"
+        )
+
+    async def _change(
+        self, task: Task, wanted: str, change: Change, prompt: str | None
+    ) -> TaskHandle:
+        """U/V/reroll on a task without buttons, through ``/submit/change``."""
+        if task.action == TaskAction.UPSCALE:
+            raise self._only_changes(task, wanted)
+        if prompt is not None:
+            raise UnsupportedOperation(
+                wanted,
+                self._session.dialect.name,
+                f"{wanted} with a prompt: task {task.id} has no buttons, and /submit/change "
+                "opens no remix window; nothing was sent",
+            )
+        action, index = change
+        return await self._session.change(task.id, action, index)
 
     async def press(
         self,
@@ -169,6 +212,11 @@ class TaskHandle:
         """
         wanted = label_or_custom_id.strip()
         folded = wanted.casefold()
+        change = _CHANGE_LABELS.get(folded)
+        if change is not None:
+            task = await self._finished()
+            if not task.buttons:
+                return await self._change(task, wanted, change, prompt)
 
         def match(b: Button) -> bool:
             return (
@@ -218,13 +266,20 @@ class TaskHandle:
         return child
 
     async def upscale(self, index: int | str) -> TaskHandle:
-        """U1-U4 on a grid (``index`` 1-4), or "subtle" / "creative" / "2x" / "4x" on an upscale."""
+        """U1-U4 on a grid (``index`` 1-4), or "subtle" / "creative" / "2x" / "4x" on an upscale.
+
+        On a finished task without buttons (novicezk's open edition) U1-U4,
+        V1-V4 and reroll go through ``/submit/change``; the other helpers
+        raise :class:`UnsupportedOperation` without sending anything.
+        """
         if isinstance(index, int):
             _index(index)
             label = f"U{index}"
             token = f"::upsample::{index}::"
             return await self._press_match(
-                label, lambda b: b.label == label or token in b.custom_id
+                label,
+                lambda b: b.label == label or token in b.custom_id,
+                change=("UPSCALE", index),
             )
         kind = index.strip().lower()
         return await self._press_match(
@@ -242,7 +297,10 @@ class TaskHandle:
             label = f"V{index}"
             token = f"::variation::{index}::"
             return await self._press_match(
-                label, lambda b: b.label == label or token in b.custom_id, prompt=prompt
+                label,
+                lambda b: b.label == label or token in b.custom_id,
+                prompt=prompt,
+                change=("VARIATION", index),
             )
         kind = {"subtle": "low_variation", "strong": "high_variation"}.get(index.strip().lower())
         if kind is None:
@@ -258,7 +316,10 @@ class TaskHandle:
     async def reroll(self, *, prompt: str | None = None) -> TaskHandle:
         """The 🔄 button: the same prompt again."""
         return await self._press_match(
-            "reroll 🔄", lambda b: "::reroll::" in b.custom_id, prompt=prompt
+            "reroll 🔄",
+            lambda b: "::reroll::" in b.custom_id,
+            prompt=prompt,
+            change=("REROLL", None),
         )
 
     async def zoom_out(self, factor: float = 2.0, *, prompt: str | None = None) -> TaskHandle:
@@ -311,8 +372,19 @@ class TaskHandle:
         return await self._press(task, button, prompt=text, mask_base64=mask_base64)
 
     async def _press_match(
-        self, wanted: str, match: Any, *, prompt: str | None = None
+        self,
+        wanted: str,
+        match: Any,
+        *,
+        prompt: str | None = None,
+        change: Change | None = None,
     ) -> TaskHandle:
+        if change is not None:
+            # A finished task without buttons (novicezk's open edition) still takes
+            # U/V/reroll through /submit/change.
+            finished = await self._finished()
+            if not finished.buttons:
+                return await self._change(finished, wanted, change, prompt)
         task, button = await self._button(wanted, match)
         return await self._press(task, button, prompt=prompt, remix=prompt is not None)
 

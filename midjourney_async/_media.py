@@ -5,18 +5,26 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import ipaddress
 import logging
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import anyio
 
-from ._errors import DownloadRefused, DownloadTooLarge, InvalidRequestError
+from ._errors import (
+    DownloadRefused,
+    DownloadTooLarge,
+    HTTPStatusError,
+    InvalidRequestError,
+    MidjourneyError,
+    TransportError,
+)
 from ._models import TaskStatus
 
 if TYPE_CHECKING:
@@ -283,6 +291,160 @@ async def save_url(
     return path
 
 
+Refetch = Callable[[], Awaitable["Task"]]
+
+# new-api serves a task's image at /mj/image/<id> and writes links to it on its
+# configured ServerAddress, which is sometimes wrong (http://localhost:3000).
+_RELAY_IMAGE = re.compile(r"/mj/image/[^/?#]+$")
+# Failures a link can have that another link to the same image may cure; a body
+# over the size cap stays over it whatever the link.
+_LINK_FAILURES = (HTTPStatusError, TransportError, DownloadRefused)
+
+
+def _is_loopback_host(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def on_base_url(url: str, base_url: str) -> str | None:
+    """The relay image link ``url`` moved onto ``base_url``, when it is a relay's
+    ``/mj/image/<id>`` link on another host; None otherwise."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    match = _RELAY_IMAGE.search(parts.path)
+    if not parts.scheme or match is None or _origin(url) == _origin(base_url):
+        return None
+    query = f"?{parts.query}" if parts.query else ""
+    return base_url.rstrip("/") + match.group(0) + query
+
+
+def loopback_from_remote(url: str, base_url: str) -> bool:
+    """Whether ``url`` names this machine while the server does not: such a link
+    can only be a relay's misconfiguration, never the image."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    return _is_loopback_host(host) and not _is_loopback_host(_origin(base_url)[1])
+
+
+def _jobs(task: Task) -> list[tuple[str, str]]:
+    stem = safe_name(task.id)
+    jobs: list[tuple[str, str]] = []
+    if task.image_url:
+        jobs.append((task.image_url, stem))
+    jobs += [(url, f"{stem}_{i}") for i, url in enumerate(task.image_urls, 1)]
+    jobs += [(url, f"{stem}_video_{i}") for i, url in enumerate(task.video_urls, 1)]
+    return jobs
+
+
+class _LinkMender:
+    """Saves one task's media, curing dead links: a relay link on a wrong host is
+    read from the base URL, and a dead link is replaced by the one a fresh fetch of
+    the task hands out (shared by every file of the task). Each step logs a warning."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        directory: Path,
+        *,
+        max_bytes: int,
+        timeout: float | None,
+        refetch: Refetch | None,
+    ) -> None:
+        self.transport = transport
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+        self.refetch = refetch
+        self._fresh: asyncio.Future[Task] | None = None
+
+    async def _save(self, url: str, name: str) -> Path:
+        return await save_url(
+            self.transport, url, self.directory, name,
+            max_bytes=self.max_bytes, timeout=self.timeout,
+        )
+
+    async def _try(self, url: str, name: str) -> Path | MidjourneyError:
+        """Save from ``url``, or the error of a link that may be cured by another."""
+        base = self.transport.base_url
+        moved = on_base_url(url, base)
+        if loopback_from_remote(url, base):
+            if moved is None:
+                logger.warning(
+                    "not downloading %s: a link on this machine from a server that is not "
+                    "here cannot be the image", url,
+                )
+                return DownloadRefused(f"refusing to download {url}: a loopback link "
+                                       "from a remote server", url=url)
+            logger.warning("image link %s is on this machine: fetching it from the "
+                           "session's base URL instead (%s)", url, moved)
+            url, moved = moved, None
+        try:
+            return await self._save(url, name)
+        except DownloadTooLarge:
+            raise
+        except _LINK_FAILURES as exc:
+            if moved is None:
+                return exc
+            logger.warning("image link %s failed (%s): fetching it from the session's "
+                           "base URL instead (%s)", url, exc, moved)
+        try:
+            return await self._save(moved, name)
+        except DownloadTooLarge:
+            raise
+        except _LINK_FAILURES as exc:
+            return exc
+
+    async def _renewed(self, name: str) -> str | None:
+        """The link a fresh fetch of the task gives for the file ``name``."""
+        if self.refetch is None:
+            return None
+        if self._fresh is None:
+            self._fresh = asyncio.ensure_future(self.refetch())
+        try:
+            task = await asyncio.shield(self._fresh)
+        except MidjourneyError as exc:
+            logger.warning("fetching the task again for fresh links failed: %s", exc)
+            return None
+        return dict((n, u) for u, n in _jobs(task)).get(name)
+
+    async def save(self, url: str, name: str) -> Path:
+        outcome = await self._try(url, name)
+        if isinstance(outcome, Path):
+            return outcome
+        logger.warning("download of %s failed (%s): fetching the task again for fresh "
+                       "links", url, outcome)
+        fresh = await self._renewed(name)
+        if fresh is None or fresh == url:
+            raise outcome
+        logger.warning("trying the fresh link %s", fresh)
+        again = await self._try(fresh, name)
+        if isinstance(again, Path):
+            return again
+        raise again
+
+    def close(self) -> None:
+        if self._fresh is not None and not self._fresh.done():
+            self._fresh.cancel()
+
+
 async def save_task_media(
     transport: Transport,
     task: Task,
@@ -290,8 +452,15 @@ async def save_task_media(
     *,
     max_bytes: int,
     timeout: float | None = None,
+    refetch: Refetch | None = None,
 ) -> list[Path]:
     """Save the image, the separate images and the videos of ``task``; their paths.
+
+    A link that fails is cured where it can be: a relay's ``/mj/image/<id>``
+    link on a wrong or loopback host is read from the base URL, and with
+    ``refetch`` (a fresh read of the task) a dead link is replaced by the new
+    one the server hands out. A loopback link from a server that is not on
+    loopback is never fetched as given.
 
     All or nothing: the first failure cancels the other downloads and removes
     what they saved, then raises; no temporary file is left behind.
@@ -305,20 +474,13 @@ async def save_task_media(
             code=None,
         )
     await anyio.Path(directory).mkdir(parents=True, exist_ok=True)
-    stem = safe_name(task.id)
-    jobs: list[tuple[str, str]] = []
-    if task.image_url:
-        jobs.append((task.image_url, stem))
-    jobs += [(url, f"{stem}_{i}") for i, url in enumerate(task.image_urls, 1)]
-    jobs += [(url, f"{stem}_video_{i}") for i, url in enumerate(task.video_urls, 1)]
+    jobs = _jobs(task)
     if not jobs:
         return []
-    running = [
-        asyncio.ensure_future(
-            save_url(transport, url, directory, name, max_bytes=max_bytes, timeout=timeout)
-        )
-        for url, name in jobs
-    ]
+    mender = _LinkMender(
+        transport, directory, max_bytes=max_bytes, timeout=timeout, refetch=refetch
+    )
+    running = [asyncio.ensure_future(mender.save(url, name)) for url, name in jobs]
     outcomes: list[Path | BaseException] = []
     try:
         await asyncio.wait(running, return_when=asyncio.FIRST_EXCEPTION)
@@ -328,6 +490,7 @@ async def save_task_media(
         for job in running:
             job.cancel()
         outcomes = await asyncio.gather(*running, return_exceptions=True)
+        mender.close()
         if any(isinstance(outcome, BaseException) for outcome in outcomes):
             for outcome in outcomes:
                 if isinstance(outcome, Path):

@@ -18,6 +18,7 @@ import msgspec
 from msgspec.structs import force_setattr
 
 __all__ = [
+    "AccountFilter",
     "ActionRequest",
     "BlendRequest",
     "Button",
@@ -372,6 +373,25 @@ class SubmitResult(msgspec.Struct, frozen=True):
 # Request bodies: one struct per endpoint, encoded in camelCase, empty fields left out.
 
 
+class AccountFilter(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    """Which Discord account a submit may run on (trueai and the plus edition).
+
+    ``instance_id`` names one account (its ``discordInstanceId``), ``modes``
+    the speed modes it must offer (``"FAST"``, ``"RELAX"``, ``"TURBO"``) and
+    ``remix`` whether it must have remix on. trueai takes it as
+    ``accountFilter``, the plus edition as top-level fields; new-api relays
+    delete it unless their operator enabled the pass-through.
+
+    Example::
+
+        await mj.imagine("a fox", account_filter=AccountFilter(modes=["RELAX"]))
+    """
+
+    instance_id: str | None = None
+    modes: list[str] | None = None
+    remix: bool | None = None
+
+
 class _Req(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
     notify_hook: str | None = None
     state: str | None = None
@@ -398,6 +418,7 @@ class BlendRequest(_Req, kw_only=True):
 
     base64_array: list[str]
     dimensions: str | None = None
+    bot_type: str | None = None
 
 
 class DescribeRequest(_Req, kw_only=True):
@@ -405,6 +426,7 @@ class DescribeRequest(_Req, kw_only=True):
 
     base64: str | None = None
     link: str | None = None
+    bot_type: str | None = None
 
 
 class ModalRequest(_Req, kw_only=True):

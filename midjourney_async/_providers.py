@@ -6,12 +6,15 @@
 | trueai            | proxy   | ``Authorization: KEY``       | ``/mj-<mode>/mj``      |
 | new-api           | proxy   | ``Authorization: Bearer KEY``| ``/<mode>/mj``         |
 | openai-hk         | proxy   | ``Authorization: Bearer KEY``| ``/fast``, ``/relax``  |
-| zhongzhuan        | proxy   | ``Authorization: Bearer KEY``| ``/<mode>/mj``         |
-| pro365            | proxy   | ``Authorization: Bearer KEY``| ``/<mode>/mj``         |
+| zhongzhuan        | proxy   | ``Authorization: Bearer KEY``| none documented        |
+| pro365            | proxy   | ``Authorization: Bearer KEY``| none documented        |
 | ohmygpt           | ohmygpt | ``Authorization: Bearer KEY``| ``type`` FAST / NORMAL |
 
 Every field can be overridden per session (``base_url``, ``auth_header``,
-``auth_scheme``, ``mode_prefix``).
+``auth_scheme``, ``mode_prefix``). A preset offers only the speed modes its
+provider documents; ``mode_prefix=`` opens fast, relax and turbo on any.
+The ``midjourney-proxy`` preset serves both novicezk editions: the open one
+(no buttons: U/V/reroll go through ``/submit/change``) and the plus one.
 """
 
 from __future__ import annotations
@@ -36,7 +39,12 @@ class Provider:
     when the session has a mode; None means the provider has no mode routes.
     ``describe_link``: describe takes an image link (novicezk takes base64
     only); ``callbacks``: the server delivers notifyHook callbacks (new-api
-    relays strip them unless their operator enabled them).
+    relays strip them unless their operator enabled them);
+    ``account_filter_top_level``: the account filter goes in top-level
+    ``instanceId``/``modes``/``remix`` fields (the plus edition) rather than
+    an ``accountFilter`` object (trueai; new-api relays delete it unless
+    their operator enabled it); ``extend_needs_prompt``: a video extend
+    needs a prompt (trueai).
     """
 
     name: str
@@ -48,6 +56,8 @@ class Provider:
     modes: tuple[str, ...]
     describe_link: bool = True
     callbacks: bool = True
+    account_filter_top_level: bool = False
+    extend_needs_prompt: bool = False
 
     def auth_headers(self, api_key: str | None) -> dict[str, str]:
         """The header that carries ``api_key`` in this provider's style."""
@@ -83,8 +93,18 @@ PROVIDERS: Mapping[str, Provider] = MappingProxyType({
             None,
             (),
             describe_link=False,
+            account_filter_top_level=True,
         ),
-        Provider("trueai", "proxy", None, "Authorization", "", "/mj-{mode}", _MODES),
+        Provider(
+            "trueai",
+            "proxy",
+            None,
+            "Authorization",
+            "",
+            "/mj-{mode}",
+            _MODES,
+            extend_needs_prompt=True,
+        ),
         Provider(
             "new-api",
             "proxy",
@@ -112,7 +132,7 @@ PROVIDERS: Mapping[str, Provider] = MappingProxyType({
             "Authorization",
             "Bearer",
             "/{mode}",
-            _MODES,
+            (),
             callbacks=False,
         ),
         Provider(
@@ -122,7 +142,7 @@ PROVIDERS: Mapping[str, Provider] = MappingProxyType({
             "Authorization",
             "Bearer",
             "/{mode}",
-            _MODES,
+            (),
             callbacks=False,
         ),
         Provider(
@@ -173,6 +193,12 @@ def check_mode(provider: Provider, mode: str | None) -> str | None:
         raise ConfigurationError(
             f"mode {mode!r} is not offered by {provider.name!r}; "
             f"choose one of: {', '.join(provider.modes)}"
+        )
+    if not provider.modes and provider.mode_prefix is not None:
+        raise ConfigurationError(
+            f"provider {provider.name!r} documents no speed modes, so {mode!r} is not "
+            "offered; leave mode unset, or pass mode_prefix='/{mode}' if your relay "
+            "serves mode routes"
         )
     if not provider.modes and provider.mode_prefix is None:
         raise ConfigurationError(

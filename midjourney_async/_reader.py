@@ -92,9 +92,17 @@ class TaskReader:
         size = self.chunk_size
         return [ids[i : i + size] for i in range(0, len(ids), size)]
 
-    async def list_chunk(self, ids: list[str]) -> Chunk:
-        """List ``ids`` in one request; errors come back in the chunk, not raised."""
-        if not self.lists:
+    @property
+    def can_list(self) -> bool:
+        """Whether the server has a list endpoint at all (even while fetching one by one)."""
+        return self._list is not None
+
+    async def list_chunk(self, ids: list[str], *, force: bool = False) -> Chunk:
+        """List ``ids`` in one request; errors come back in the chunk, not raised.
+
+        ``force`` asks the list even while the reader fetches one by one.
+        """
+        if not (self.lists or (force and self._list is not None)):
             return Chunk(ids, [], fetch_all=True)
         assert self._list is not None
         async with self._limit:

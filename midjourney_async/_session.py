@@ -216,7 +216,16 @@ class MidjourneySession(SubmitEndpoints):
                     await self._transport.close()
                     raise
                 self._submitter.callback_url = self._webhook.url
-                if not self.provider.callbacks:
+                if not self.settings.callbacks_can_arrive:
+                    logger.warning(
+                        "webhook callbacks cannot reach this process: the callback URL %s "
+                        "is on loopback while the server %s is not (set "
+                        "WebhookConfig(public_url=...)); polling goes on every %g s",
+                        self._webhook.url.rsplit("/", 1)[0] + "/***",
+                        self.base_url,
+                        self._tracker.interval,
+                    )
+                elif not self.provider.callbacks:
                     logger.warning(
                         "%s relays drop notifyHook unless their operator enabled it; "
                         "polling goes on every %g s",
@@ -507,10 +516,27 @@ class MidjourneySession(SubmitEndpoints):
         extension from the content type. Only http(s) URLs are fetched, each
         body is capped at ``max_bytes``, and nothing a server sends can place a
         file outside ``directory``.
+
+        A link that fails is tried again another way, each step logged at
+        warning: a relay's ``/mj/image/<id>`` link on a wrong host is read from
+        the base URL, then the task is fetched again for fresh links (Discord
+        links expire). A loopback link from a server that is not on loopback
+        is never fetched as given.
         """
         snapshot = task if isinstance(task, Task) else await task.wait()
+
+        async def refetch() -> Task:
+            fresh = await self.fetch(snapshot.id)
+            self.notify(fresh)
+            return fresh
+
         return await save_task_media(
-            self._transport, snapshot, Path(directory), max_bytes=max_bytes, timeout=timeout
+            self._transport,
+            snapshot,
+            Path(directory),
+            max_bytes=max_bytes,
+            timeout=timeout,
+            refetch=refetch,
         )
 
     async def split_grid(

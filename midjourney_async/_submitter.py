@@ -31,7 +31,7 @@ from ._errors import (
 )
 from ._journal import JournalKeeper
 from ._media import as_data_url
-from ._models import ModalRequest, SubmitResult
+from ._models import ModalRequest, SubmitResult, TaskStatus
 from ._slots import LocalSlots, Slot, SlotLimiter
 from ._state import TaskState
 from ._tracker import Tracker
@@ -44,6 +44,13 @@ if TYPE_CHECKING:
 __all__ = ["Submitter"]
 
 HandleFn = Callable[[TaskState, SubmitResult], "TaskHandle"]
+
+# novicezk with its Redis task store saves a finished task asynchronously: a press
+# sent right after SUCCESS may meet the unfinished copy (code 4 "关联任务状态错误",
+# or 3). Nothing was accepted, so the press is sent again over about three seconds.
+_RACE_OPS = frozenset({"action", "change", "simple-change"})
+_RACE_DELAYS = (0.25, 0.5, 0.75, 1.5)
+_RACE_WORDS = ("关联任务状态错误",)
 
 logger = logging.getLogger("midjourney_async")
 
@@ -110,7 +117,7 @@ class Submitter:
         try:
             if self.journal is not None and self.journal.keeps_intents:
                 intent = await self._intend(op, body)
-            result = await self.call(op, body, extra)
+            result = await self._send(op, body, extra)
         except BaseException as exc:
             if slots is not None and slot is not None:
                 slots.release(slot)
@@ -144,6 +151,40 @@ class Submitter:
             if intent is not None:
                 await self.journal.settle_intent(intent, "ACCEPTED")
         return handle
+
+    async def _send(
+        self, op: str, body: msgspec.Struct, extra: dict[str, Any] | None
+    ) -> SubmitResult:
+        """``call``, sent again while the server still refuses a press on a task this
+        session saw finish (the save race above)."""
+        parent = _parent_of(op, body)
+        delays = iter(_RACE_DELAYS if parent and self.transport.retry.max_tries > 1 else ())
+        while True:
+            try:
+                return await self.call(op, body, extra)
+            except SubmitRejected as exc:
+                if parent is None or not self._raced(parent, exc):
+                    raise
+                delay = next(delays, None)
+                if delay is None:
+                    raise
+                logger.info(
+                    "%s on task %s refused right after it finished (%s); sending it again "
+                    "in %g s (nothing was accepted)",
+                    op,
+                    parent,
+                    exc.description or exc.code,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    def _raced(self, parent: str, exc: SubmitRejected) -> bool:
+        if not (exc.code == 3 or any(w in exc.description for w in _RACE_WORDS)):
+            return False
+        # Only for a task known to exist and be finished: otherwise the refusal is real.
+        state = self.tracker.table.get(parent)
+        task = state.task if state is not None else None
+        return task is not None and task.status == TaskStatus.SUCCESS
 
     async def _intend(self, op: str, body: msgspec.Struct) -> str:
         """Write the intent of a submit before it is sent; refuse the submit if it
@@ -246,6 +287,19 @@ class Submitter:
         for timer in self._expiry.values():
             timer.cancel()
         self._expiry.clear()
+
+
+def _parent_of(op: str, body: msgspec.Struct) -> str | None:
+    """The task a press or change acts on, for the save-race retry."""
+    if op not in _RACE_OPS:
+        return None
+    task_id = getattr(body, "task_id", None)
+    content = getattr(body, "content", None)
+    if task_id is None and isinstance(content, str):
+        # simple-change: "<task id> U2"
+        words = content.split()
+        task_id = words[0] if words else None
+    return task_id if isinstance(task_id, str) else None
 
 
 def _prompt_of(body: msgspec.Struct) -> str | None:

@@ -329,17 +329,38 @@ class Tracker:
     async def _poll_one(self, st: TaskState) -> None:
         if st.done:
             return
+        if st.left_modal and self.reader.can_list and await self._list_one(st):
+            return
         if self.reader.lists:
             self._stats.fallback_fetches += 1
         try:
             task = await self.reader.fetch(st.id)
         except TaskNotFound as exc:
+            if st.left_modal and self.reader.can_list:
+                # new-api keeps two rows for an id after a modal step, and its fetch
+                # answers task_no_found (or the stale MODAL row) for it: only the list
+                # tells, so fetch alone never ends the wait.
+                logger.debug("task %s: fetch after a modal step says not found", st.id)
+                return
             self._not_found(st, exc)
             return
         except MidjourneyError as exc:
             self._on_error(exc, [st])
             return
         self.table.update(st, task)
+
+    async def _list_one(self, st: TaskState) -> bool:
+        """Read a task that left a modal step through the list, where every row of its
+        id shows (fetch may see only the stale one); True if a row was applied."""
+        chunk = await self.reader.list_chunk([st.id], force=True)
+        best: Task | None = None
+        for task in chunk.tasks:
+            if task.id == st.id and is_newer(best, task):
+                best = task
+        if best is None:
+            return False
+        self.table.update(st, best)
+        return True
 
     def _not_found(self, st: TaskState, exc: TaskNotFound) -> None:
         now = time.monotonic()

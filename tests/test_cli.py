@@ -22,7 +22,7 @@ async def cli(
     """
     env_all = {k: v for k, v in os.environ.items() if not k.startswith("MJ_")}
     if emu is not None:
-        env_all.update(MJ_BASE_URL=emu.base_url, MJ_API_KEY=emu.api_key, MJ_PROVIDER=emu.profile)
+        env_all.update(MJ_BASE_URL=emu.base_url, MJ_API_KEY=emu.api_key, MJ_PROVIDER=emu.provider)
     env_all.update(env or {})
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -40,7 +40,7 @@ async def cli(
 
 async def test_imagine_press_wait_download_and_failure_codes(tmp_path: Path) -> None:
     fast = ("--poll-interval", "0.05", "--plain")
-    async with Emulator(speed="instant") as emu:
+    async with Emulator("midjourney-proxy-plus", speed="instant") as emu:
         code, out, err = await cli(emu, "imagine", "a red fox", "--json", *fast)
         assert code == 0, err
         [grid] = json.loads(out)

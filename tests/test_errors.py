@@ -24,6 +24,7 @@ from midjourney_async import (
     NotFoundError,
     PermissionDeniedError,
     QueueFullError,
+    QuotaExceeded,
     RateLimitError,
     RequestTimeout,
     RetryPolicy,
@@ -102,8 +103,8 @@ async def test_accepted_codes(server: RecordingServer, make_session: Any, code: 
     handle = await mj.imagine("cat")
     assert handle.id == NEW
     assert handle.submit_code == code
-    # Only code 22 means "queued": its numberOfQueues is the position.
-    assert handle.queue_position == (5 if code == 22 else None)
+    # Code 22 means "queued"; new-api rewrites 22 to 1 and keeps numberOfQueues.
+    assert handle.queue_position == (None if code == 21 else 5)
 
 
 async def test_code_22_with_string_queue_count(
@@ -320,7 +321,7 @@ async def test_trueai_success_false_at_200(server: RecordingServer, make_session
     mj = await _never(make_session, provider="trueai", mode="fast")
     with pytest.raises(SubmitRejected) as info:
         await mj.imagine("x")
-    assert type(info.value) is SubmitRejected
+    assert type(info.value) is QuotaExceeded
     assert info.value.code == -1
     assert info.value.description == "今日绘图次数已达上限"
     assert "今日绘图次数已达上限" in str(info.value)

@@ -105,7 +105,7 @@ async def test_rows_are_marked_finished_with_their_end(tmp_path: Path) -> None:
 
 async def test_button_press_is_journalled_with_its_custom_id(tmp_path: Path) -> None:
     db = tmp_path / "tasks.db"
-    async with Emulator() as emu, session(emu, db) as mj:
+    async with Emulator("midjourney-proxy-plus") as emu, session(emu, db) as mj:
         grid = await mj.imagine("grid first")
         up = await (await grid.upscale(2)).wait()
     by_id = {r["task_id"]: r for r in rows(db)}

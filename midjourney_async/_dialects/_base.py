@@ -11,6 +11,8 @@ from .._errors import (
     BannedPromptError,
     InvalidRequestError,
     QueueFullError,
+    QuotaExceeded,
+    RemixDisabled,
     SubmitNotFound,
     SubmitRejected,
     UnsupportedOperation,
@@ -40,9 +42,20 @@ ACCEPTED_CODES = frozenset({1, 21, 22})
 _QUEUE_FULL_WORDS = ("队列已满", "queue is full", "queue full", "queue_full")
 
 
+# trueai's per-user caps ("try later": nothing was accepted), whatever code or shape
+# they come in (code 4 on imagine, -1 elsewhere; new-api passes both through).
+_USER_CAP_WORDS = ("并发数已达上限", "队列数已达上限")
+# trueai's drawing quotas: used up until they reset, so never worth a retry.
+_QUOTA_WORDS = ("今日绘图次数已达上限", "总绘图次数已达上限", "绘图次数已达上限")
+_REMIX_OFF_WORDS = ("不支持 remix", "不支持remix")
+_STATE_TOO_LONG_WORDS = ("state参数过长",)
+
+
 def is_queue_full_text(text: str) -> bool:
     lowered = text.lower()
-    return any(word in lowered for word in _QUEUE_FULL_WORDS)
+    return any(word in lowered for word in _QUEUE_FULL_WORDS) or any(
+        word in text for word in _USER_CAP_WORDS
+    )
 
 
 def as_int(value: Any) -> int | None:
@@ -73,8 +86,16 @@ def rejection(
     props = properties or {}
     shown = f"code {code}" if code is not None else "no code"
     text = f"{op} was not accepted by the server ({shown}): {description or 'no description'}"
+    # Quotas first: "used up" must never be mistaken for "try later".
+    if any(word in description for word in _QUOTA_WORDS):
+        return QuotaExceeded(
+            text + "; the drawing quota is used up, nothing was created (not retried)",
+            code=code,
+            description=description,
+            properties=props,
+        )
     # Code 23 (novicezk) or the queue-full wording under any code: trueai reuses 9,
-    # OhMyGPT answers statusCode 400.
+    # OhMyGPT answers statusCode 400, trueai's per-user caps come as 4 or -1.
     if code == 23 or is_queue_full_text(description):
         return QueueFullError(
             text + "; nothing was created, submit again later",
@@ -89,7 +110,16 @@ def rejection(
         return BannedPromptError(
             text + extra, code=code, description=description, properties=props, banned_word=banned
         )
-    if code == 4:
+    lowered = description.lower()
+    if any(word in lowered for word in _REMIX_OFF_WORDS):
+        return RemixDisabled(
+            text + "; remix is off on the account, so no remix window can open for "
+            "prompt= (press without a prompt, or turn remix on)",
+            code=code,
+            description=description,
+            properties=props,
+        )
+    if code == 4 or any(word in lowered for word in _STATE_TOO_LONG_WORDS):
         return InvalidRequestError(text, code=code, description=description, properties=props)
     if code == 3:
         return SubmitNotFound(

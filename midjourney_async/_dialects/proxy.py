@@ -10,12 +10,22 @@ type}``); all of them map onto the same errors here.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, Final
 from urllib.parse import quote
 
 import msgspec
 
-from .._errors import DecodeError, HTTPStatusError, MidjourneyError, TaskNotFound
+from .._errors import (
+    DecodeError,
+    HTTPStatusError,
+    InvalidRequestError,
+    MidjourneyError,
+    NoChannelError,
+    SubmitRejected,
+    TaskNotFound,
+)
 from .._http import HttpRequest, HttpResponse, status_error
 from .._models import Button, SubmitResult, Task
 from ._base import ACCEPTED_CODES, Dialect, as_int, rejection
@@ -41,6 +51,49 @@ _SUBMIT_PATHS: Final = {
 # How the servers themselves say "no such task". A bare "Not Found" is a web
 # framework's answer to a wrong path (base URL or mode prefix), not a task answer.
 _NOT_FOUND_WORDS: Final = ("task_no_found", "task_not_found", "不存在")
+# new-api's "no channel serves this model" (English and Chinese builds).
+_NO_CHANNEL_WORDS: Final = ("无可用渠道", "no available channel", "no channel available")
+_UNKNOWN_ACTION: Final = re.compile(r"unknown_action:?\s*([^\s\"',}]*)")
+# trueai's image-seed failures for a task that exists: code 3 too, but not "no such task".
+_SEED_FAILURE_WORDS: Final = ("seed", "账号实例")
+
+
+def _first_code(text: str) -> tuple[int | None, str]:
+    """The code and description of the first JSON object in ``text`` (older new-api
+    builds write a Midjourney-shaped body and an OpenAI-shaped one back to back)."""
+    try:
+        obj, _ = json.JSONDecoder().raw_decode(text.lstrip())
+    except ValueError:
+        return None, ""
+    if not isinstance(obj, dict):
+        return None, ""
+    error = obj.get("error")
+    message = obj.get("description") or (error.get("message") if isinstance(error, dict) else "")
+    return as_int(obj.get("code")), str(message or "")
+
+
+def _relay_refusal(op: str, resp: HttpResponse) -> MidjourneyError | None:
+    """new-api's own refusals, recognised in the text whatever shape or locale wraps them."""
+    text = resp.text()
+    found = _UNKNOWN_ACTION.search(text)
+    if found is not None:
+        button = found.group(1)
+        named = f" {button}" if button else ""
+        code, description = _first_code(text)
+        return InvalidRequestError(
+            f"{op}: the relay cannot pass on the button{named} (unknown_action): it maps "
+            "only the buttons it knows; nothing was created",
+            code=code,
+            description=description or text,
+        )
+    if resp.status >= 500 and any(word in text.lower() for word in _NO_CHANNEL_WORDS):
+        return NoChannelError(
+            f"{op}: the relay has no upstream channel for this model (HTTP {resp.status}); "
+            f"nothing was created: its operator must add one, or use another mode: {text}",
+            status=resp.status,
+            body=text,
+        )
+    return None
 
 
 # ---------------------------------------------------------------------------
@@ -287,6 +340,10 @@ class ProxyDialect(Dialect):
 
     def parse_submit(self, op: str, resp: HttpResponse) -> SubmitResult:
         status = resp.status
+        if status >= 400:
+            refused = _relay_refusal(op, resp)
+            if refused is not None:
+                raise refused
         if status == 429 or status in (401, 403) or status >= 500:
             raise status_error(resp, op)
         try:
@@ -336,6 +393,10 @@ class ProxyDialect(Dialect):
                 body=resp.text(),
             )
         queue = as_int(properties.get("numberOfQueues")) if code == 22 else None
+        if code == 1 and queue is None:
+            # new-api rewrites 22 to 1 but keeps the position in the properties.
+            ahead = as_int(properties.get("numberOfQueues"))
+            queue = ahead if ahead or "排队" in description else None
         return SubmitResult(
             code=code,
             description=description,
@@ -418,6 +479,15 @@ class ProxyDialect(Dialect):
                 obj = None
         code = as_int(obj.get("code")) if isinstance(obj, dict) else None
         text = resp.body.decode("utf-8", "replace").lower()
+        description = resp.redact(str(obj.get("description") or "")) if isinstance(
+            obj, dict) else ""
+        if code == 3 and any(word in description for word in _SEED_FAILURE_WORDS):
+            raise SubmitRejected(
+                f"image-seed {task_id}: the server has no seed for this task ({description}); "
+                "the task itself exists",
+                code=code,
+                description=description,
+            )
         if code == 3 or any(word in text for word in _NOT_FOUND_WORDS):
             raise TaskNotFound(task_id)
         if resp.status != 200 and code is None:

@@ -84,7 +84,8 @@ class Emulator:
     Args:
         profile: Profile name (see ``PROFILES``; ``PROFILE_ALIASES`` also accepted):
             ``midjourney-proxy-open`` is novicezk's open edition, ``midjourney-proxy-plus``
-            the closed plus edition (``midjourney-proxy`` is an alias of it). Use
+            the closed plus edition (``midjourney-proxy``, the default, is an alias of the
+            open one). Use
             :attr:`provider` as the client's ``provider=``.
         speed: ``"instant"`` (a task runs through every state in tens of milliseconds),
             ``"demo"`` (10x faster than real), ``"realtime"`` or any multiplier (1.0 = real).

@@ -157,10 +157,10 @@ PROFILES: Mapping[str, Profile] = types.MappingProxyType(
 """Every emulated provider profile, by name."""
 
 PROFILE_ALIASES: Mapping[str, str] = types.MappingProxyType(
-    {"midjourney-proxy": "midjourney-proxy-plus"}
+    {"midjourney-proxy": "midjourney-proxy-open"}
 )
-"""Other names a profile answers to. ``midjourney-proxy`` (the name before the editions were
-split) still starts the plus edition, so suites written for it keep their buttons."""
+"""Other names a profile answers to. ``midjourney-proxy`` starts novicezk's open edition,
+the one most servers run (no buttons); ask for ``midjourney-proxy-plus`` for buttons."""
 
 
 def profile_names() -> list[str]:

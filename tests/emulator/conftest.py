@@ -26,7 +26,7 @@ async def emulators() -> AsyncIterator[EmuFactory]:
     """Start emulators (instant speed unless told otherwise); all closed at teardown."""
     started: list[Emulator] = []
 
-    async def factory(profile: str = "midjourney-proxy", **kwargs: Any) -> Emulator:
+    async def factory(profile: str = "midjourney-proxy-plus", **kwargs: Any) -> Emulator:
         kwargs.setdefault("speed", "instant")
         emu = Emulator(profile, **kwargs)
         await emu.start()
@@ -44,7 +44,7 @@ async def emulators() -> AsyncIterator[EmuFactory]:
 def wire(emulators: EmuFactory, http: aiohttp.ClientSession) -> WireFactory:
     """``await wire(profile, **emulator_kwargs)`` -> a :class:`Wire` on a fresh emulator."""
 
-    async def factory(profile: str = "midjourney-proxy", **kwargs: Any) -> Wire:
+    async def factory(profile: str = "midjourney-proxy-plus", **kwargs: Any) -> Wire:
         return Wire(http, await emulators(profile, **kwargs))
 
     return factory

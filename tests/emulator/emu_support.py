@@ -16,7 +16,7 @@ import aiohttp
 from midjourney_async.testing import Emulator
 
 RELAYS = ("new-api", "openai-hk", "zhongzhuan", "pro365")
-PROXY_PROFILES = ("midjourney-proxy", "trueai", *RELAYS)
+PROXY_PROFILES = ("midjourney-proxy-plus", "trueai", *RELAYS)
 JAVA_EDITIONS = ("midjourney-proxy-open", "midjourney-proxy-plus")
 
 # A 1x1 PNG as a data URL: the smallest valid image a submit can carry.

@@ -107,7 +107,7 @@ async def test_open_edition_refuses_any_change_on_an_upscale(wire: WireFactory) 
 async def test_profile_names_alias_and_client_preset(emulators: EmuFactory) -> None:
     legacy = await emulators("midjourney-proxy")
     assert legacy.profile == "midjourney-proxy"  # an alias stays as given
-    assert legacy.profile_info.name == PLUS
+    assert legacy.profile_info.name == OPEN  # the edition most servers run
     open_ = await emulators(OPEN)
     assert (open_.profile, open_.profile_info.edition) == (OPEN, "open")
     # Both editions speak to the client's midjourney-proxy preset.

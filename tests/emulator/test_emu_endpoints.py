@@ -82,13 +82,13 @@ async def test_reroll_takes_the_parent_action(wire: WireFactory) -> None:
 
 
 async def test_java_labels_hd_upscale_as_upscale(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     up = await _upscale(w, label="U4")
     r = await w.press(up["id"], button(up, "Upscale (Creative)"))
     assert (await w.finished(r.json()["result"]))["action"] == "UPSCALE"
 
 
-@pytest.mark.parametrize("profile", ["midjourney-proxy", "trueai"])
+@pytest.mark.parametrize("profile", ["midjourney-proxy-plus", "trueai"])
 async def test_action_validation(wire: WireFactory, profile: str) -> None:
     w = await wire(profile, speed="realtime")
     running = await w.imagine("fox")
@@ -113,7 +113,7 @@ async def test_blank_prompt_and_bad_images_are_refused(wire: WireFactory, profil
 
 
 async def test_blend(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     assert (await w.submit("blend", base64Array=[PIXEL])).json()["code"] == 4
     assert (await w.submit("blend", base64Array=[PIXEL] * 6)).json()["code"] == 4
     wide = await w.submit("blend", base64Array=[PIXEL] * 2, dimensions="WIDE")
@@ -150,7 +150,7 @@ async def test_describe(wire: WireFactory) -> None:
 
 
 async def test_java_pic_reader_imagines_directly(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     tid = (await w.submit("describe", base64=PIXEL)).json()["result"]
     await w.finished(tid)
     r = (await w.press(tid, "MJ::Job::PicReader::1")).json()
@@ -159,7 +159,7 @@ async def test_java_pic_reader_imagines_directly(wire: WireFactory) -> None:
 
 
 async def test_shorten(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     prompt = "a very detailed red fox sitting in fresh powder snow at dawn --ar 3:2"
     task = await w.finished((await w.submit("shorten", prompt=prompt)).json()["result"])
     lines = task["properties"]["finalPrompt"].split("\n")
@@ -170,7 +170,7 @@ async def test_shorten(wire: WireFactory) -> None:
 
 
 async def test_change_and_simple_change(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     tid = await w.imagine("fox")
     await w.finished(tid)
     up = (await w.submit("change", taskId=tid, action="UPSCALE", index=2)).json()
@@ -229,7 +229,7 @@ async def test_edits_has_four_images(wire: WireFactory) -> None:
 
 
 async def test_swap_face(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     assert (await w.call("POST", "/mj/insight-face/swap",
                          json_body={"sourceBase64": PIXEL})).json()["code"] == 4
     r = await w.call("POST", "/mj/insight-face/swap",
@@ -239,7 +239,7 @@ async def test_swap_face(wire: WireFactory) -> None:
     assert (await w.call("GET", task["imageUrl"], auth=False)).body[:4] == b"\x89PNG"
 
 
-@pytest.mark.parametrize("profile", ["midjourney-proxy", "trueai", "new-api"])
+@pytest.mark.parametrize("profile", ["midjourney-proxy-plus", "trueai", "new-api"])
 async def test_list_by_condition_shuffles_and_drops(wire: WireFactory, profile: str) -> None:
     w = await wire(profile, concurrency=None)
     ids = [await w.imagine(f"p{i}") for i in range(12)]
@@ -284,7 +284,7 @@ async def test_state_and_bookmark(wire: WireFactory) -> None:
 
 
 async def test_unknown_routes(wire: WireFactory) -> None:
-    java = await wire("midjourney-proxy")
+    java = await wire("midjourney-proxy-plus")
     assert (await java.call("GET", "/mj/nope")).json()["status"] == 404
     relay = await wire("new-api")
     r = await relay.call("POST", "/v1/chat/completions")

@@ -13,7 +13,7 @@ from midjourney_async.testing import FaultRule
 
 
 async def test_status_fault_on_nth_requests(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     tid = await w.imagine("fox")
     rule = w.emu.faults.add(FaultRule("task/fetch", "status", status=503, nth=[1, 3]))
     statuses = [(await w.fetch(tid)).status for _ in range(4)]
@@ -40,7 +40,7 @@ async def test_500_uses_each_familys_error_shape(wire: WireFactory) -> None:
 
 
 async def test_429_carries_retry_after(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     w.emu.faults.add(FaultRule("submit/imagine", "429", retry_after=2, times=1))
     r = await w.submit("imagine", prompt="fox")
     assert (r.status, r.headers["Retry-After"], r.body) == (429, "2", b"")
@@ -51,14 +51,14 @@ async def test_429_carries_retry_after(wire: WireFactory) -> None:
 
 
 async def test_latency_then_normal_answer(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     rule = w.emu.faults.add(FaultRule("submit/imagine", "latency", latency=0.05))
     assert (await w.submit("imagine", prompt="fox")).json()["code"] == 1
     assert rule.fired == 1
 
 
 async def test_latency_beyond_the_client_timeout(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     w.emu.faults.add(FaultRule("task/fetch", "latency", latency=1.0))
     with pytest.raises(asyncio.TimeoutError):
         async with w.http.get(
@@ -69,7 +69,7 @@ async def test_latency_beyond_the_client_timeout(wire: WireFactory) -> None:
 
 
 async def test_drop_after_read_creates_the_task_then_hangs_up(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     w.emu.faults.add(FaultRule("submit/imagine", "drop_after_read", nth=[1]))
     with pytest.raises(aiohttp.ServerDisconnectedError):
         await w.submit("imagine", prompt="paid once")
@@ -101,7 +101,7 @@ async def test_status_with_effect_is_a_gateway_that_lost_the_answer(wire: WireFa
 
 async def test_rate_is_seeded(wire: WireFactory) -> None:
     async def pattern(seed: int) -> list[int]:
-        w = await wire("midjourney-proxy", seed=seed)
+        w = await wire("midjourney-proxy-plus", seed=seed)
         w.emu.faults.add(FaultRule("task/fetch", "status", status=500, rate=0.5))
         return [(await w.fetch("1")).status for _ in range(24)]
 
@@ -111,7 +111,7 @@ async def test_rate_is_seeded(wire: WireFactory) -> None:
 
 
 async def test_times_limit_wildcards_and_removal(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     rule = w.emu.faults.add(FaultRule("*", "status", status=503, times=2))
     assert (await w.fetch("1")).status == 503
     assert (await w.submit("imagine", prompt="x")).status == 503
@@ -125,7 +125,7 @@ async def test_times_limit_wildcards_and_removal(wire: WireFactory) -> None:
 
 
 async def test_file_downloads_can_fail(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     grid = await w.finished(await w.imagine("fox"))
     w.emu.faults.add(FaultRule("files", "status", status=503, nth=[1]))
     assert (await w.call("GET", grid["imageUrl"], auth=False)).status == 503
@@ -133,7 +133,7 @@ async def test_file_downloads_can_fail(wire: WireFactory) -> None:
 
 
 async def test_internal_endpoints_are_never_faulted(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     w.emu.faults.add(FaultRule("*", "status", status=500))
     assert (await w.call("GET", "/_emulator/health", auth=False)).status == 200
 

@@ -14,7 +14,7 @@ async def _png(w: Wire, url: str) -> bytes:
 
 
 async def test_grid_is_a_512_rgb_png_with_four_different_tiles(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     grid = await w.finished(await w.imagine("a red fox in snow"))
     png = decode_png(await _png(w, grid["imageUrl"]))
     assert (png.width, png.height) == (512, 512)
@@ -25,7 +25,7 @@ async def test_grid_is_a_512_rgb_png_with_four_different_tiles(wire: WireFactory
 
 
 async def test_aspect_ratio_shapes_the_grid(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     wide = await w.finished(await w.imagine("fox --ar 16:9"))
     tall = await w.finished(await w.imagine("fox --ar 2:3"))
     assert (decode_png(await _png(w, wide["imageUrl"])).width, decode_png(
@@ -35,7 +35,7 @@ async def test_aspect_ratio_shapes_the_grid(wire: WireFactory) -> None:
 
 
 async def test_upscale_is_its_tile_enlarged(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     grid = await w.finished(await w.imagine("koi pond"))
     png = decode_png(await _png(w, grid["imageUrl"]))
     up = await w.finished((await w.press(grid["id"], button(grid, "U2"))).json()["result"])
@@ -47,7 +47,7 @@ async def test_upscale_is_its_tile_enlarged(wire: WireFactory) -> None:
 
 async def test_prompt_and_seed_drive_the_image(wire: WireFactory) -> None:
     async def image(seed: int, prompt: str) -> bytes:
-        w = await wire("midjourney-proxy", seed=seed)
+        w = await wire("midjourney-proxy-plus", seed=seed)
         grid = await w.finished(await w.imagine(prompt))
         return await _png(w, grid["imageUrl"])
 
@@ -66,5 +66,5 @@ async def test_trueai_tile_urls_are_the_four_images(wire: WireFactory) -> None:
 
 
 async def test_unknown_file_is_404(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     assert (await w.call("GET", "/files/nope.png", auth=False)).status == 404

@@ -20,7 +20,7 @@ GRID_HISTORY = [
 
 
 async def test_instant_imagine_passes_through_every_state(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     tid = await w.imagine("fox")
     task = await w.emu.wait_for(tid, timeout=5)  # instant speed: real timers, no fast-forward
     assert task.history == GRID_HISTORY
@@ -47,7 +47,7 @@ async def test_a_poller_sees_each_step_when_the_clock_is_stepped(wire: WireFacto
 
 
 async def test_progress_image_is_a_preview_until_success(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy", speed="realtime")
+    w = await wire("midjourney-proxy-plus", speed="realtime")
     tid = await w.imagine("fox")
     w.emu.advance(12)
     running = await w.task(tid)
@@ -59,7 +59,7 @@ async def test_progress_image_is_a_preview_until_success(wire: WireFactory) -> N
 
 
 async def test_queue_answers_22_with_position_then_queue_full(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy", speed="realtime", concurrency=3, queue_size=10)
+    w = await wire("midjourney-proxy-plus", speed="realtime", concurrency=3, queue_size=10)
     answers = [(await w.submit("imagine", prompt=f"p{i}")).json() for i in range(14)]
     assert [a["code"] for a in answers] == [1, 1, 1, *[22] * 10, 23]
     assert [a["properties"]["numberOfQueues"] for a in answers[3:13]] == list(range(10))
@@ -73,14 +73,14 @@ async def test_queue_answers_22_with_position_then_queue_full(wire: WireFactory)
 
 
 async def test_unlimited_concurrency_and_queue(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy", speed="realtime", concurrency=None, queue_size=None)
+    w = await wire("midjourney-proxy-plus", speed="realtime", concurrency=None, queue_size=None)
     codes = {(await w.submit("imagine", prompt=f"p{i}")).json()["code"] for i in range(30)}
     assert codes == {1}
     assert w.emu.running == 30
 
 
 async def test_a_freed_slot_starts_the_next_queued_task(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy", speed="realtime", concurrency=1, queue_size=5)
+    w = await wire("midjourney-proxy-plus", speed="realtime", concurrency=1, queue_size=5)
     first = await w.imagine("first")
     second = await w.imagine("second")
     assert w.emu.tasks[second].status == "NOT_START"
@@ -89,7 +89,7 @@ async def test_a_freed_slot_starts_the_next_queued_task(wire: WireFactory) -> No
     assert w.emu.tasks[second].status != "NOT_START"
 
 
-@pytest.mark.parametrize("profile", ["midjourney-proxy", "trueai"])
+@pytest.mark.parametrize("profile", ["midjourney-proxy-plus", "trueai"])
 async def test_emu_fail_flag_and_rule(wire: WireFactory, profile: str) -> None:
     w = await wire(profile)
     flagged = await w.finished(await w.imagine("boom --emu-fail"))
@@ -104,7 +104,7 @@ async def test_emu_fail_flag_and_rule(wire: WireFactory, profile: str) -> None:
 
 
 async def test_hang_flag_rule_and_stuck_submitted(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy", concurrency=None)
+    w = await wire("midjourney-proxy-plus", concurrency=None)
     flagged = await w.imagine("stuck --emu-hang")
     w.emu.rules.never_finish("frozen", at_progress="62%")
     ruled = await w.imagine("frozen lake")
@@ -120,7 +120,7 @@ async def test_hang_flag_rule_and_stuck_submitted(wire: WireFactory) -> None:
 
 
 async def test_hung_tasks_hold_their_slot(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy", concurrency=1, queue_size=5)
+    w = await wire("midjourney-proxy-plus", concurrency=1, queue_size=5)
     await w.imagine("stuck --emu-hang")
     behind = await w.imagine("behind")
     await w.emu.complete_all()
@@ -131,7 +131,7 @@ async def test_hung_tasks_hold_their_slot(wire: WireFactory) -> None:
 
 
 async def test_forget_makes_the_server_lose_a_task(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     tid = await w.imagine("fox")
     w.emu.forget(tid)
     assert (await w.fetch(tid)).body == b""
@@ -156,7 +156,7 @@ async def test_same_seed_same_ids_images_and_order(wire: WireFactory) -> None:
 
 async def test_task_json_helper_matches_fetch(wire: WireFactory) -> None:
     # Real-time speed: no step falls due between the two reads (instant speed moves in ms).
-    w = await wire("midjourney-proxy", speed="realtime")
+    w = await wire("midjourney-proxy-plus", speed="realtime")
     tid = await w.imagine("fox")
     assert w.emu.task_json(tid) == await w.task(tid)
 

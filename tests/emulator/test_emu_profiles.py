@@ -14,7 +14,7 @@ from midjourney_async.testing import PROFILE_ALIASES, PROFILES
 
 
 async def test_java_auth_is_mj_api_secret_and_401_has_empty_body(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy", api_key="k1")
+    w = await wire("midjourney-proxy-plus", api_key="k1")
     missing = await w.call("POST", "/mj/submit/imagine", json_body={"prompt": "x"}, auth=False)
     wrong = await w.call(
         "POST", "/mj/submit/imagine", json_body={"prompt": "x"}, auth=False,
@@ -28,7 +28,7 @@ async def test_java_auth_is_mj_api_secret_and_401_has_empty_body(wire: WireFacto
 
 
 async def test_java_result_is_a_16_digit_string(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     answer = (await w.submit("imagine", prompt="fox")).json()
     assert answer["code"] == 1
     assert answer["description"] == "提交成功"
@@ -38,13 +38,13 @@ async def test_java_result_is_a_16_digit_string(wire: WireFactory) -> None:
 
 
 async def test_java_unknown_fetch_is_200_with_empty_body(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     r = await w.fetch("1234567890123456")
     assert (r.status, r.body) == (200, b"")
 
 
 async def test_java_queue_full_is_code_23(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy", speed="realtime", concurrency=1, queue_size=1)
+    w = await wire("midjourney-proxy-plus", speed="realtime", concurrency=1, queue_size=1)
     codes = [(await w.submit("imagine", prompt=f"p{i}")).json() for i in range(3)]
     assert [c["code"] for c in codes] == [1, 22, 23]
     assert codes[1]["properties"]["numberOfQueues"] == 0
@@ -53,7 +53,7 @@ async def test_java_queue_full_is_code_23(wire: WireFactory) -> None:
 
 
 async def test_java_banned_prompt_is_code_24_with_word(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     answer = (await w.submit("imagine", prompt="a bannedword here")).json()
     assert answer["code"] == 24
     assert answer["properties"] == {"promptEn": "a bannedword here", "bannedWord": "bannedword"}
@@ -63,7 +63,7 @@ async def test_java_banned_prompt_is_code_24_with_word(wire: WireFactory) -> Non
 
 
 async def test_java_unparsable_json_is_spring_400(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     r = await w.call(
         "POST", "/mj/submit/imagine", data=b"{not json",
         headers={"Content-Type": "application/json"},
@@ -403,6 +403,6 @@ def test_profiles_mapping_is_complete_and_read_only() -> None:
         "midjourney-proxy-open", "midjourney-proxy-plus", "trueai", "new-api", "openai-hk",
         "zhongzhuan", "pro365", "ohmygpt",
     }
-    assert dict(PROFILE_ALIASES) == {"midjourney-proxy": "midjourney-proxy-plus"}
+    assert dict(PROFILE_ALIASES) == {"midjourney-proxy": "midjourney-proxy-open"}
     with pytest.raises(TypeError):
         PROFILES["x"] = PROFILES["trueai"]  # type: ignore[index]

@@ -6,7 +6,7 @@ from conftest import WireFactory
 
 
 async def test_counters_prove_what_a_client_did(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     ids = [await w.imagine("x"), await w.imagine("y")]
     await w.submit("imagine", prompt="bannedword")
     await w.call("POST", "/mj/task/list-by-condition", json_body={"ids": [*ids, "nope"]})

@@ -54,7 +54,7 @@ async def receiver() -> AsyncIterator[Receiver]:
 async def test_callbacks_follow_every_change_in_order(
     wire: WireFactory, receiver: Receiver
 ) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     tid = await w.imagine("fox", notifyHook=receiver.url)
     await w.emu.wait_for(tid)
     await w.emu.webhooks.drain(timeout=5)
@@ -101,7 +101,7 @@ async def test_reorder_delivers_stale_states_late(wire: WireFactory, receiver: R
 
 
 async def test_non_local_hooks_are_refused(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     await w.imagine("fox", notifyHook="http://example.com/hook")
     await w.emu.complete_all()
     assert w.emu.stats.webhooks_sent == 0
@@ -112,7 +112,7 @@ async def test_failing_receiver_is_not_retried(wire: WireFactory) -> None:
     receiver = Receiver(status=502)
     await receiver.start()
     try:
-        w = await wire("midjourney-proxy")
+        w = await wire("midjourney-proxy-plus")
         tid = await w.imagine("fox", notifyHook=receiver.url)
         await w.emu.wait_for(tid)
         await w.emu.webhooks.drain(timeout=5)
@@ -123,7 +123,7 @@ async def test_failing_receiver_is_not_retried(wire: WireFactory) -> None:
 
 
 async def test_unreachable_receiver_is_counted(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     tid = await w.imagine("fox", notifyHook="http://127.0.0.1:9/hook")
     await w.emu.wait_for(tid)
     await w.emu.webhooks.drain(timeout=10)

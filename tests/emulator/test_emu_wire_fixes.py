@@ -249,7 +249,7 @@ async def test_trueai_pic_reader_all_when_queue_is_full(wire: WireFactory) -> No
 
 @pytest.mark.parametrize("endpoint", ["video", "edits", "upload-discord-images"])
 async def test_java_lacks_trueai_and_relay_endpoints(wire: WireFactory, endpoint: str) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     r = await w.submit(endpoint, prompt="x", image=PIXEL, base64Array=[PIXEL])
     assert r.status == 404
     body = r.json()
@@ -270,7 +270,7 @@ async def test_trueai_head_has_no_change_endpoints(wire: WireFactory, endpoint: 
     r = await w.submit(endpoint, taskId=tid, action="UPSCALE", index=1, content=f"{tid} U1")
     assert (r.status, r.body) == (404, b"")
     assert len(w.emu.tasks) == 1
-    for profile in ("midjourney-proxy", "new-api"):
+    for profile in ("midjourney-proxy-plus", "new-api"):
         other = await wire(profile)
         assert (await other.submit(endpoint)).status != 404, profile
 
@@ -341,7 +341,7 @@ async def test_trueai_wrong_token_is_403_missing_is_401(wire: WireFactory) -> No
 
 
 async def test_java_describe_ignores_link(wire: WireFactory) -> None:
-    w = await wire("midjourney-proxy")
+    w = await wire("midjourney-proxy-plus")
     r = (await w.submit("describe", link=LINK)).json()
     assert r["code"] == 4
     assert not w.emu.tasks
