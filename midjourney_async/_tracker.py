@@ -354,8 +354,9 @@ class Tracker:
         id shows (fetch may see only the stale one); True if a row was applied."""
         chunk = await self.reader.list_chunk([st.id], force=True)
         best: Task | None = None
-        for task in chunk.tasks:
-            if task.id == st.id and is_newer(best, task):
+        for row in chunk.rows:
+            task = self.reader.decode(row)
+            if task is not None and task.id == st.id and is_newer(best, task):
                 best = task
         if best is None:
             return False

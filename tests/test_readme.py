@@ -89,7 +89,9 @@ def test_every_python_block_is_run() -> None:
 def test_readme_block_runs(name: str, block: str, tmp_path: Path) -> None:
     provider = re.search(r'provider="([^"]+)"', block)
     key = re.search(r'api_key="([^"]+)"', block)
-    profile = provider.group(1) if provider else "midjourney-proxy"
+    # Blocks that name no provider run on the plus edition: the open one has no
+    # buttons, which the Buttons section needs (the README says so).
+    profile = provider.group(1) if provider else "midjourney-proxy-plus"
     options = {"api_key": key.group(1)} if key else {}
     (tmp_path / "block.py").write_text(block, encoding="utf-8")
     (tmp_path / "runner.py").write_text(SNIPPET_RUNNER, encoding="utf-8")
@@ -100,7 +102,7 @@ def test_readme_block_runs(name: str, block: str, tmp_path: Path) -> None:
         env = {
             "MJ_BASE_URL": emu.base_url,
             "MJ_API_KEY": emu.api_key,
-            "MJ_PROVIDER": profile,
+            "MJ_PROVIDER": emu.provider,
             "PORT": "0",
         }
         args = ["runner.py", "block.py"] if snippet else ["block.py"]
