@@ -52,7 +52,8 @@ def served() -> Iterator[dict[str, str]]:
     """An emulator in its own process, with another profile than the examples pick."""
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "midjourney_async", "emulator", "--profile", "midjourney-proxy-plus",
+            sys.executable, "-m", "midjourney_async", "emulator",
+            "--profile", "midjourney-proxy-plus",
             "--port", "0", "--speed", "instant", "--concurrency", "10", "--queue-size", "100",
         ],
         stdout=subprocess.PIPE,
