@@ -14,6 +14,7 @@ from typing import Any, Literal, overload
 import anyio
 import msgspec
 
+from ._backend import SharedBackend
 from ._config import Settings
 from ._dialects import Dialect, make_dialect
 from ._endpoints import SubmitEndpoints, need_text
@@ -75,7 +76,9 @@ class MidjourneySession(SubmitEndpoints):
     caps tasks submitted and not yet finished (further submits wait for a
     slot, at most ``timeout``); ``webhook`` starts a callback receiver (see
     :class:`WebhookConfig`); ``journal`` keeps every accepted id on disk (see
-    :meth:`resume`); ``download_allow`` lists hosts or networks (``"10.0.0.0/8"``)
+    :meth:`resume`); ``backend`` shares the journal, the in-flight cap, snapshots
+    and webhook callbacks with other workers (``midjourney_async.redis.RedisBackend``);
+    ``download_allow`` lists hosts or networks (``"10.0.0.0/8"``)
     that downloads may reach although private; ``max_response_bytes`` caps an
     API answer (32 MiB).
     """
@@ -103,6 +106,7 @@ class MidjourneySession(SubmitEndpoints):
         journal: str | os.PathLike[str] | Journal | None = None,
         download_allow: Iterable[str] | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        backend: SharedBackend | None = None,
     ) -> None:
         cfg = Settings.resolve(
             base_url=base_url,
@@ -160,6 +164,13 @@ class MidjourneySession(SubmitEndpoints):
             interval=cfg.tracker_interval,
             not_found_grace=cfg.not_found_grace,
         )
+        self._backend = backend
+        if backend is not None:
+            if journal is not None:
+                raise ConfigurationError(
+                    "give journal= or backend= (which brings its own journal), not both"
+                )
+            journal = backend.journal()
         keeper: JournalKeeper | None = None
         if journal is not None:
             store = journal if isinstance(journal, Journal) else SQLiteJournal(journal)
@@ -170,8 +181,9 @@ class MidjourneySession(SubmitEndpoints):
             self._webhook = WebhookReceiver(
                 cfg.webhook,
                 parse=self._parse_notification,
-                notify=self.notify,
+                notify=self._notify_callback,
                 confirm=self._confirm,
+                known=backend.knows if backend is not None else None,
             )
         self._submitter = Submitter(
             self._transport,
@@ -182,6 +194,7 @@ class MidjourneySession(SubmitEndpoints):
             wait_timeout=cfg.wait_timeout,
             journal=keeper,
             webhook=self._webhook,
+            make_slots=backend.slot_limiter if backend is not None else None,
         )
         self._slots = self._submitter.slots
         self._waits = Waits(
@@ -211,6 +224,8 @@ class MidjourneySession(SubmitEndpoints):
             await self._transport.open()
             if self._webhook is not None:
                 try:
+                    if self._backend is not None:
+                        self._webhook.share_token(await self._backend.webhook_token())
                     await self._webhook.start()
                 except BaseException:
                     await self._transport.close()
@@ -232,6 +247,8 @@ class MidjourneySession(SubmitEndpoints):
                         self.provider.name,
                         self._tracker.interval,
                     )
+            if self._backend is not None:
+                await self._backend.attach(self._table)
             self._tracker.restart()
             self._waits.bind_loop()
             if self._slots is not None:
@@ -252,6 +269,8 @@ class MidjourneySession(SubmitEndpoints):
         await self._tracker.close()
         if self._journal is not None:
             await self._journal.close()
+        if self._backend is not None:
+            await self._backend.detach()
         await self._transport.close()
 
     async def __aenter__(self) -> MidjourneySession:
@@ -298,6 +317,13 @@ class MidjourneySession(SubmitEndpoints):
         return TaskHandle(
             self, state, self._waits, submit_code=result.code, task_ids=result.task_ids
         )
+
+    def _notify_callback(self, task: Task) -> bool:
+        applied = self._table.apply(task)
+        if not applied and self._backend is not None and self._table.get(task.id) is None:
+            # Another worker's task: its waiter is there.
+            self._backend.share(task)
+        return applied
 
     def _parse_notification(self, body: bytes) -> Task:
         return self.dialect.parse_notification(body)
@@ -426,9 +452,11 @@ class MidjourneySession(SubmitEndpoints):
     def notify(self, task: Task) -> bool:
         """Feed a snapshot from your own webhook endpoint; True if it moved the task on.
 
-        Snapshots of tasks nobody tracks, and stale or duplicate ones, are ignored.
+        Snapshots of tasks nobody tracks, and stale or duplicate ones, are ignored
+        (with a shared ``backend``, one of a task this worker does not track goes to
+        the other workers).
         """
-        return self._table.apply(task)
+        return self._notify_callback(task)
 
     def as_completed(
         self, handles: Iterable[TaskHandle], *, timeout: float | None = None

@@ -170,6 +170,8 @@ class StateTable:
             weakref.WeakValueDictionary()
         )
         self.observers: list[Subscriber] = []
+        # Told of every snapshot that moved a task forward (a shared backend publishes it).
+        self.on_applied: Callable[[Task], None] | None = None
         self.stats = TrackerStats()
         self.closed = False
 
@@ -209,6 +211,8 @@ class StateTable:
         if modal or task.status in TERMINAL:
             self._settled(st)
         st.publish()
+        if self.on_applied is not None:
+            self.on_applied(task)
         return True
 
     def fail(self, st: TaskState, error: MidjourneyError) -> None:

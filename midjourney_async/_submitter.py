@@ -15,7 +15,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
@@ -45,6 +45,14 @@ __all__ = ["Submitter"]
 
 HandleFn = Callable[[TaskState, SubmitResult], "TaskHandle"]
 
+
+class SlotsFactory(Protocol):
+    """Makes the slot limiter of a cap (a shared backend gives its own)."""
+
+    def __call__(
+        self, limit: int, *, keep: Callable[[str], None], drop: Callable[[str], None]
+    ) -> SlotLimiter: ...
+
 # novicezk with its Redis task store saves a finished task asynchronously: a press
 # sent right after SUCCESS may meet the unfinished copy (code 4 "关联任务状态错误",
 # or 3). Nothing was accepted, so the press is sent again over about three seconds.
@@ -69,6 +77,7 @@ class Submitter:
         wait_timeout: float,
         journal: JournalKeeper | None,
         webhook: WebhookReceiver | None,
+        make_slots: SlotsFactory | None = None,
     ) -> None:
         self.transport = transport
         self.dialect = dialect
@@ -80,7 +89,8 @@ class Submitter:
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self.slots: SlotLimiter | None = None
         if max_in_flight:
-            self.slots = LocalSlots(max_in_flight, keep=self._keep, drop=self._drop)
+            make = make_slots or LocalSlots
+            self.slots = make(max_in_flight, keep=self._keep, drop=self._drop)
             tracker.table.observers.append(self._slot_settled)
         if journal is not None:
             tracker.table.observers.append(journal.settled)

@@ -296,8 +296,11 @@ class WebhookReceiver:
         parse: Callable[[bytes], Task],
         notify: Callable[[Task], bool],
         confirm: Callable[[str], Awaitable[None]],
+        known: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.config = config
+        # Asked about ids missing from the allow-list (another worker's submits).
+        self._known = known
         self._parse = parse
         self._notify = notify
         self._confirm_task = confirm
@@ -323,6 +326,10 @@ class WebhookReceiver:
             # Oldest first: a dict keeps insertion order.
             for old in list(allowed)[: MAX_ALLOWED // 4]:
                 del allowed[old]
+
+    def share_token(self, token: str) -> None:
+        """Use ``token`` in the callback URL (workers behind one address share it)."""
+        self._token = token
 
     def allows(self, task_id: str) -> bool:
         """Whether callbacks about ``task_id`` are accepted."""
@@ -435,7 +442,9 @@ class WebhookReceiver:
         except DecodeError:
             self.stats.rejected_body += 1
             return web.Response(status=400, text="not a task")
-        if task.id not in self._allowed:
+        if task.id not in self._allowed and (
+            self._known is None or not await self._known(task.id)
+        ):
             self.stats.rejected_unknown += 1
             return web.Response(status=404, text="unknown task")
         self.stats.accepted += 1

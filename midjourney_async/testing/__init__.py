@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ._faults import FaultRule, FaultSet, TaskRules
     from ._profiles import PROFILE_ALIASES, PROFILES, Profile
     from ._quirks import ServerQuirks
+    from ._redis import RedisServer
     from ._stats import EmulatorStats
     from ._task import EmuTask, TaskRule
     from ._webhooks import WebhookDispatcher
@@ -40,6 +41,7 @@ __all__ = [
     "FaultRule",
     "FaultSet",
     "Profile",
+    "RedisServer",
     "ServerQuirks",
     "TaskRule",
     "TaskRules",
@@ -50,6 +52,7 @@ _WHERE = {
     "PROFILES": "._profiles",
     "PROFILE_ALIASES": "._profiles",
     "ServerQuirks": "._quirks",
+    "RedisServer": "._redis",
     "Profile": "._profiles",
     "SPEEDS": "._emulator",
     "Emulator": "._emulator",

@@ -1,0 +1,314 @@
+"""Many workers, one account: a Redis backend for :class:`MidjourneySession`.
+
+Needs the ``redis`` extra (``pip install 'midjourney_async[redis]'``)::
+
+    from midjourney_async import MidjourneySession
+    from midjourney_async.redis import RedisBackend
+
+    backend = RedisBackend("redis://127.0.0.1:6379/0", namespace="acct-main")
+    async with MidjourneySession(..., backend=backend, max_in_flight=3) as mj:
+        handle = await mj.imagine("a red fox")      # on any worker
+        task = await mj.handle(some_id).wait()      # any worker waits on any id
+
+Every worker of a namespace (processes, machines) shares through Redis:
+
+* the journal: each accepted id is in Redis before the submit returns, and
+  ``resume()`` on any worker lists the unfinished tasks of every worker;
+* the in-flight cap: ``max_in_flight`` counts across the namespace, with
+  slots held as leases that a heartbeat renews, so a dead worker's slots
+  come back after ``lease_ttl``;
+* snapshots: every snapshot a worker applies (from its poller or a webhook
+  callback) is published, and every other worker offers it to its own
+  forward-only state machine, so a callback landing on worker B wakes the
+  wait on worker A; the webhook receivers accept callbacks about any id of
+  the namespace and share one secret token, so a load balancer may send a
+  callback to any of them.
+
+When Redis cannot be reached, submits are refused with
+:class:`~midjourney_async.JournalError` before anything is sent, and waits go
+on by each worker's own polling; workers pick the shared snapshots up again
+once Redis is back. One backend serves one session at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+try:
+    import redis.asyncio as aioredis
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "midjourney_async.redis needs redis-py: pip install 'midjourney_async[redis]'"
+    ) from exc
+
+from ._errors import ConfigurationError
+from ._models import Task
+from ._redis_journal import RedisJournal
+from ._redis_slots import RedisSlots
+
+if TYPE_CHECKING:
+    from ._state import StateTable
+
+__all__ = ["RedisBackend"]
+
+logger = logging.getLogger("midjourney_async")
+
+
+class _Message(msgspec.Struct, omit_defaults=True):
+    worker: str
+    kind: str
+    task: Task | None = None
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(_Message).decode
+
+# Background writes waiting to be sent; past this, new ones are dropped (polling covers).
+_MAX_OUTBOX = 10_000
+
+
+class RedisBackend:
+    """What workers sharing one account keep in Redis, under ``namespace``.
+
+    ``url`` is a redis-py URL (``redis://host:6379/0``, ``rediss://``,
+    ``unix:///path/redis.sock``). ``lease_ttl`` is how long an in-flight slot
+    of a worker that stopped renewing it (it died) keeps counting;
+    ``timeout`` bounds each Redis call, so a submit is refused within it
+    when Redis is gone.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        namespace: str = "default",
+        *,
+        lease_ttl: float = 10.0,
+        timeout: float = 2.0,
+    ) -> None:
+        if not namespace or not isinstance(namespace, str):
+            raise ConfigurationError(f"namespace must be a non-empty string, got {namespace!r}")
+        if not lease_ttl > 0:
+            raise ConfigurationError(f"lease_ttl must be positive, got {lease_ttl!r}")
+        self.url = url
+        self.namespace = namespace
+        self.lease_ttl = float(lease_ttl)
+        self.worker = uuid.uuid4().hex[:12]
+        # Braces: every key of a namespace hashes to one slot of a Redis Cluster.
+        self.key = f"mj:{{{namespace}}}"
+        self.channel = f"{self.key}:events"
+        self._client: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+        self._journal = RedisJournal(self._client, self.key)
+        self._slots: RedisSlots | None = None
+        self._table: StateTable | None = None
+        self._outbox: asyncio.Queue[Callable[[], Awaitable[object]]] | None = None
+        self._jobs: list[asyncio.Task[None]] = []
+        self._remote = False  # set while a snapshot from another worker is applied
+        self.connected = asyncio.Event()
+        self.shared_applied = 0
+
+    def __repr__(self) -> str:
+        return f"<RedisBackend {self.namespace!r} worker {self.worker}>"
+
+    # -- what the session takes from the backend ----------------------------
+
+    def journal(self) -> RedisJournal:
+        """The namespace's journal."""
+        return self._journal
+
+    def slot_limiter(
+        self, limit: int, *, keep: Callable[[str], None], drop: Callable[[str], None]
+    ) -> RedisSlots:
+        """The namespace's in-flight cap of ``limit`` tasks."""
+        self._slots = RedisSlots(
+            self._client,
+            f"{self.key}:slots",
+            limit,
+            lease_ms=int(self.lease_ttl * 1000),
+            worker=self.worker,
+            keep=keep,
+            drop=drop,
+            announce=self._announce_freed,
+            send=self._send,
+        )
+        return self._slots
+
+    async def webhook_token(self) -> str:
+        """The callback token of the namespace, the same on every worker."""
+        key = f"{self.key}:webhook-token"
+        await self._client.set(key, secrets.token_urlsafe(24), nx=True)
+        token = await self._client.get(key)
+        assert token is not None
+        return token.decode() if isinstance(token, bytes) else str(token)
+
+    async def knows(self, task_id: str) -> bool:
+        """Whether a worker of the namespace submitted ``task_id`` (for callbacks)."""
+        try:
+            return await self._journal.knows(task_id)
+        except Exception as exc:
+            logger.warning("Redis cannot tell whether task %s is ours: %r", task_id, exc)
+            return False
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def attach(self, table: StateTable) -> None:
+        """Start sharing ``table``'s snapshots (the session opens)."""
+        if self._table is not None and self._table is not table:
+            raise ConfigurationError("a RedisBackend serves one session at a time")
+        self._table = table
+        table.on_applied = self._share
+        self._outbox = asyncio.Queue(_MAX_OUTBOX)
+        loop = asyncio.get_running_loop()
+        self._jobs = [
+            loop.create_task(self._listen(), name="midjourney_async-redis-listen"),
+            loop.create_task(self._drain(), name="midjourney_async-redis-send"),
+            loop.create_task(self._heartbeat(), name="midjourney_async-redis-heartbeat"),
+        ]
+        # Snapshots published before this worker listens would be missed: wait
+        # (briefly) for the subscription, and go on by polling if Redis is away.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.connected.wait(), 2.0)
+
+    async def detach(self) -> None:
+        """Stop sharing, give this worker's slots back, close the connection."""
+        if self._table is not None:
+            self._table.on_applied = None
+        outbox = self._outbox
+        if outbox is not None:
+            # Let queued slot releases and snapshots go out, briefly.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(outbox.join(), 2.0)
+        for job in self._jobs:
+            job.cancel()
+        await asyncio.gather(*self._jobs, return_exceptions=True)
+        self._jobs = []
+        self._outbox = None
+        if self._slots is not None:
+            try:
+                await self._slots.give_back_all()
+            except Exception as exc:
+                logger.warning("could not give the in-flight slots back (they expire): %r", exc)
+        self.connected.clear()
+        self._table = None
+        await self._client.aclose()
+
+    # -- sharing ------------------------------------------------------------
+
+    def share(self, task: Task) -> None:
+        """Publish ``task`` to the other workers of the namespace."""
+        if self._remote:
+            return
+        payload = _encode(_Message(self.worker, "snapshot", task))
+        self._send(lambda: self._client.publish(self.channel, payload))
+
+    def _share(self, task: Task) -> None:
+        self.share(task)
+
+    def _announce_freed(self) -> None:
+        payload = _encode(_Message(self.worker, "freed"))
+        self._send(lambda: self._client.publish(self.channel, payload))
+
+    def _send(self, job: Callable[[], Awaitable[object]]) -> None:
+        outbox = self._outbox
+        if outbox is None:
+            return
+        try:
+            outbox.put_nowait(job)
+        except asyncio.QueueFull:
+            logger.warning("Redis writes are backing up; a shared update was dropped")
+
+    async def _drain(self) -> None:
+        assert self._outbox is not None
+        outbox = self._outbox
+        warned = 0.0
+        while True:
+            job = await outbox.get()
+            try:
+                await job()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                now = time.monotonic()
+                if now - warned > 10:
+                    warned = now
+                    logger.warning("Redis write failed; polling carries on: %r", exc)
+            finally:
+                outbox.task_done()
+
+    def _receive(self, data: bytes) -> None:
+        try:
+            message = _decode(data)
+        except msgspec.DecodeError:
+            logger.warning("ignored a message on %s that is not ours", self.channel)
+            return
+        if message.worker == self.worker:
+            return
+        if message.kind == "freed":
+            if self._slots is not None:
+                self._slots.freed.set()
+        elif message.kind == "snapshot" and message.task is not None:
+            table = self._table
+            if table is None:
+                return
+            self._remote = True
+            try:
+                if table.apply(message.task):
+                    self.shared_applied += 1
+            finally:
+                self._remote = False
+
+    async def _listen(self) -> None:
+        pause = 0.1
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                if not self.connected.is_set():
+                    self.connected.set()
+                    if pause > 0.1:
+                        logger.warning("Redis is back: sharing snapshots again")
+                pause = 0.1
+                while True:
+                    msg: Any = await pubsub.get_message(
+                        ignore_subscribe_messages=True, timeout=1.0
+                    )
+                    if msg is not None and msg.get("type") == "message":
+                        self._receive(msg["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.connected.is_set() or pause == 0.1:
+                    logger.warning(
+                        "Redis unreachable (%r): waits go on by this worker's own polling, "
+                        "submits are refused until it is back",
+                        exc,
+                    )
+                self.connected.clear()
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _heartbeat(self) -> None:
+        every = self.lease_ttl / 3
+        while True:
+            await asyncio.sleep(every)
+            if self._slots is None:
+                continue
+            try:
+                await self._slots.renew()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning("could not renew the in-flight slot leases: %r", exc)

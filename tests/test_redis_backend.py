@@ -1,0 +1,136 @@
+"""RedisBackend in one process: the shared journal, sharing snapshots and callbacks,
+and what happens while Redis is away. A real redis-server, never a mock."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+from redis_support import redis_client, redis_server
+
+from midjourney_async import JournalError, MidjourneySession, TaskStatus, WebhookConfig
+from midjourney_async.redis import RedisBackend
+from midjourney_async.testing import Emulator, RedisServer
+
+__all__ = ["redis_client", "redis_server"]
+
+pytestmark = pytest.mark.timeout(60)
+
+
+async def until(check, what: str, limit: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + limit
+    while not check():
+        if time.monotonic() > end:
+            raise AssertionError(f"not within {limit} s: {what}")
+        await asyncio.sleep(0.02)
+
+
+def session(emu: Emulator, backend: RedisBackend, **options: object) -> MidjourneySession:
+    options.setdefault("poll_interval", 0.05)
+    return MidjourneySession(emu.base_url, emu.api_key, backend=backend, **options)  # type: ignore[arg-type]
+
+
+async def test_an_accepted_id_is_in_redis_before_the_submit_returns_and_any_worker_resumes_it(
+    redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    async with Emulator(speed=50) as emu:
+        a = RedisBackend(redis_server.url, namespace="acct")
+        async with session(emu, a) as mj:
+            handle = await mj.imagine("a red fox")
+            # Read straight from Redis, the moment the submit returned.
+            assert await redis_client.hexists("mj:{acct}:tasks", handle.id)
+            assert await redis_client.zscore("mj:{acct}:open", handle.id) is not None
+            assert await redis_client.zcard("mj:{acct}:intents:open") == 0
+        # The first worker is gone; another one, on its own connection, finds the task.
+        b = RedisBackend(redis_server.url, namespace="acct")
+        async with session(emu, b) as other:
+            resumed = await other.resume()
+            assert [h.id for h in resumed] == [handle.id]
+            task = await resumed[0].wait(timeout=20)
+            assert task.status == TaskStatus.SUCCESS
+            await until(lambda: emu.stats.tasks_created == 1, "one task only")
+        # Marked finished once a worker saw it end: nothing left to resume.
+        c = RedisBackend(redis_server.url, namespace="acct")
+        async with session(emu, c) as third:
+            assert await third.resume() == []
+        # Another namespace shares nothing.
+        d = RedisBackend(redis_server.url, namespace="other")
+        assert await d.journal().unfinished() == []
+        await d.detach()
+
+
+async def test_a_snapshot_one_worker_polls_wakes_the_wait_on_another(
+    redis_server: RedisServer,
+) -> None:
+    async with Emulator(speed=100) as emu:
+        polling = RedisBackend(redis_server.url, namespace="n")
+        idle = RedisBackend(redis_server.url, namespace="n")
+        async with session(emu, polling) as a, session(emu, idle, poll_interval=120) as b:
+            handle = await a.imagine("a grey wolf")
+            waiting = asyncio.ensure_future(b.handle(handle.id).wait(timeout=20))
+            # Worker a polls it to the end; worker b (which polls every 2 minutes) is
+            # woken by what a applied.
+            await a.handle(handle.id).wait(timeout=20)
+            task = await asyncio.wait_for(waiting, 10)
+            assert task.status == TaskStatus.SUCCESS
+            assert idle.shared_applied >= 1
+
+
+async def test_a_callback_on_one_worker_wakes_the_wait_on_another_and_foreign_ids_are_refused(
+    redis_server: RedisServer,
+) -> None:
+    async with Emulator(speed=50) as emu:
+        receiving = RedisBackend(redis_server.url, namespace="hooks")
+        async with session(
+            emu, receiving, poll_interval=120,
+            webhook=WebhookConfig(poll_interval=120),
+        ) as b:  # fmt: skip
+            assert b.webhook_url is not None
+            public = b.webhook_url.split("/midjourney/")[0]
+            submitting = RedisBackend(redis_server.url, namespace="hooks")
+            # Both receivers behind one address: the submit names b's.
+            hook = WebhookConfig(public_url=public, poll_interval=120)
+            async with session(emu, submitting, poll_interval=120, webhook=hook) as a:
+                assert a.webhook_url == b.webhook_url  # one token for the namespace
+                handle = await a.imagine("a lynx")
+                task = await handle.wait(timeout=20)
+                assert task.status == TaskStatus.SUCCESS
+                assert b._webhook is not None and a._webhook is not None
+                assert b._webhook.stats.accepted >= 1
+                assert a._webhook.stats.accepted == 0
+                # An id no worker of the namespace submitted is refused.
+                async with aiohttp.ClientSession() as http:
+                    body = {"id": "999", "status": "SUCCESS", "progress": "100%"}
+                    async with http.post(b.webhook_url, json=body) as resp:
+                        assert resp.status == 404
+
+
+async def test_submits_are_refused_while_redis_is_away_waits_go_on_and_workers_rejoin(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "midjourney_async")
+    async with Emulator(speed=20) as emu:
+        backend = RedisBackend(redis_server.url, namespace="faults", timeout=0.5)
+        async with session(emu, backend, max_in_flight=2) as mj:
+            running = await mj.imagine("before the outage")
+            redis_server.halt()
+            with pytest.raises(JournalError) as refused:
+                await mj.imagine("during the outage")
+            assert refused.value.task_ids == []
+            assert emu.stats.submit_attempts_by_prompt["during the outage"] == 0
+            # The task already running is still waited on, by this worker's polling.
+            task = await running.wait(timeout=20)
+            assert task.status == TaskStatus.SUCCESS
+            assert "Redis unreachable" in caplog.text
+            redis_server.start()
+            await until(backend.connected.is_set, "the worker rejoined", limit=15)
+            again = await mj.imagine("after the outage")
+            assert (await again.wait(timeout=20)).status == TaskStatus.SUCCESS
+            other = RedisBackend(redis_server.url, namespace="faults")
+            entries = await other.journal().get(again.id)
+            await other.detach()
+            assert entries is not None
