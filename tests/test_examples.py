@@ -20,6 +20,7 @@ def test_every_example_is_covered() -> None:
         "buttons.py",
         "imagine_and_wait.py",
         "many_at_once.py",
+        "many_workers.py",
         "resume.py",
         "sync_client.py",
         "webhook_service.py",
