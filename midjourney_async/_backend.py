@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ._models import Task
     from ._slots import SlotLimiter
     from ._state import StateTable
+    from ._tracker import Tracker
 
 __all__ = ["SharedBackend"]
 
@@ -40,8 +41,8 @@ class SharedBackend(Protocol):
     def share(self, task: Task) -> None:
         """Hand ``task`` to the other workers."""
 
-    async def attach(self, table: StateTable) -> None:
-        """Start sharing ``table``'s snapshots both ways."""
+    async def attach(self, table: StateTable, tracker: Tracker) -> None:
+        """Start sharing ``table``'s snapshots both ways, and ``tracker``'s polling."""
 
     async def detach(self) -> None:
         """Stop sharing and release the backend."""

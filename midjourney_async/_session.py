@@ -248,7 +248,7 @@ class MidjourneySession(SubmitEndpoints):
                         self._tracker.interval,
                     )
             if self._backend is not None:
-                await self._backend.attach(self._table)
+                await self._backend.attach(self._table, self._tracker)
             self._tracker.restart()
             self._waits.bind_loop()
             if self._slots is not None:

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ._errors import (
     AuthenticationError,
@@ -74,6 +74,10 @@ class Tracker:
         # The last list row of each watched task, by its hash.
         self._rows: dict[int, TaskState] = {}
         table.observers.append(self._settled)
+        # A shared backend: told of each id the poller takes on, and asked before
+        # each tick whether this poller should read (another may poll for it).
+        self.on_enlist: Callable[[str], None] | None = None
+        self.gate: Callable[[], bool] | None = None
 
     # -- what to poll -------------------------------------------------------
 
@@ -112,6 +116,8 @@ class Tracker:
         # Listed even while closed: restart() polls it then, so a slot riding on it
         # is not lost with the state.
         self._watched[st.id] = st
+        if self.on_enlist is not None:
+            self.on_enlist(st.id)
         if not self._closed:
             self._ensure_running()
             self._wakeup.set()
@@ -169,6 +175,11 @@ class Tracker:
     def pending(self) -> int:
         """How many tasks the poller watches now."""
         return len(self._watched)
+
+    @property
+    def watched_ids(self) -> list[str]:
+        """The ids the poller watches now."""
+        return list(self._watched)
 
     def watching(self, task_id: str) -> bool:
         """Whether the poller asks about ``task_id`` now."""
@@ -251,6 +262,11 @@ class Tracker:
         horizon = now + self.interval * self._penalty * 0.5
         due = [st for st in self._watched.values() if st.due <= horizon]
         if not due or not any(st.due <= now for st in due):
+            return
+        if self.gate is not None and not self.gate():
+            # Another worker polls these and shares what it reads.
+            for st in due:
+                st.due = now + self._next_interval(st)
             return
         stats = self._stats
         stats.ticks += 1

@@ -22,7 +22,11 @@ Every worker of a namespace (processes, machines) shares through Redis:
   forward-only state machine, so a callback landing on worker B wakes the
   wait on worker A; the webhook receivers accept callbacks about any id of
   the namespace and share one secret token, so a load balancer may send a
-  callback to any of them.
+  callback to any of them;
+* the polling: one worker, elected by a lease that lapses when it dies,
+  polls the pending ids of every worker (each worker registers the ids it
+  watches) and shares what it reads; the others do not poll while it lives,
+  and one of them takes over within about ``poller_ttl`` after it died.
 
 When Redis cannot be reached, submits are refused with
 :class:`~midjourney_async.JournalError` before anything is sent, and waits go
@@ -53,10 +57,12 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 from ._errors import ConfigurationError
 from ._models import Task
 from ._redis_journal import RedisJournal
+from ._redis_poller import PollerLease
 from ._redis_slots import RedisSlots
 
 if TYPE_CHECKING:
     from ._state import StateTable
+    from ._tracker import Tracker
 
 __all__ = ["RedisBackend"]
 
@@ -67,6 +73,7 @@ class _Message(msgspec.Struct, omit_defaults=True):
     worker: str
     kind: str
     task: Task | None = None
+    task_id: str | None = None
 
 
 _encode = msgspec.json.Encoder().encode
@@ -82,8 +89,10 @@ class RedisBackend:
     ``url`` is a redis-py URL (``redis://host:6379/0``, ``rediss://``,
     ``unix:///path/redis.sock``). ``lease_ttl`` is how long an in-flight slot
     of a worker that stopped renewing it (it died) keeps counting;
-    ``timeout`` bounds each Redis call, so a submit is refused within it
-    when Redis is gone.
+    ``poller_ttl`` is how long the namespace's poller holds its lease
+    without renewing it (the takeover time after it died); ``timeout``
+    bounds each Redis call, so a submit is refused within it when Redis is
+    gone.
     """
 
     def __init__(
@@ -92,12 +101,15 @@ class RedisBackend:
         namespace: str = "default",
         *,
         lease_ttl: float = 10.0,
+        poller_ttl: float = 3.0,
         timeout: float = 2.0,
     ) -> None:
         if not namespace or not isinstance(namespace, str):
             raise ConfigurationError(f"namespace must be a non-empty string, got {namespace!r}")
-        if not lease_ttl > 0:
-            raise ConfigurationError(f"lease_ttl must be positive, got {lease_ttl!r}")
+        for name, value in (("lease_ttl", lease_ttl), ("poller_ttl", poller_ttl)):
+            if not (isinstance(value, (int, float)) and value > 0):
+                raise ConfigurationError(f"{name} must be a positive number, got {value!r}")
+        self.poller_ttl = float(poller_ttl)
         self.url = url
         self.namespace = namespace
         self.lease_ttl = float(lease_ttl)
@@ -111,6 +123,8 @@ class RedisBackend:
         self._journal = RedisJournal(self._client, self.key)
         self._slots: RedisSlots | None = None
         self._table: StateTable | None = None
+        self._tracker: Tracker | None = None
+        self.poller: PollerLease | None = None
         self._outbox: asyncio.Queue[Callable[[], Awaitable[object]]] | None = None
         self._jobs: list[asyncio.Task[None]] = []
         self._remote = False  # set while a snapshot from another worker is applied
@@ -161,18 +175,33 @@ class RedisBackend:
 
     # -- lifecycle ----------------------------------------------------------
 
-    async def attach(self, table: StateTable) -> None:
-        """Start sharing ``table``'s snapshots (the session opens)."""
+    async def attach(self, table: StateTable, tracker: Tracker) -> None:
+        """Start sharing ``table``'s snapshots and ``tracker``'s polling (the session opens)."""
         if self._table is not None and self._table is not table:
             raise ConfigurationError("a RedisBackend serves one session at a time")
         self._table = table
+        self._tracker = tracker
         table.on_applied = self._share
         self._outbox = asyncio.Queue(_MAX_OUTBOX)
+        poller = self.poller = PollerLease(
+            self._client,
+            self.key,
+            worker=self.worker,
+            ttl=self.poller_ttl,
+            tracker=tracker,
+            send=self._send,
+            announce=self._announce_watch,
+        )
+        tracker.on_enlist = poller.enlisted
+        tracker.gate = poller.gate
+        # Settle who polls before the first tick.
+        await poller.round()
         loop = asyncio.get_running_loop()
         self._jobs = [
             loop.create_task(self._listen(), name="midjourney_async-redis-listen"),
             loop.create_task(self._drain(), name="midjourney_async-redis-send"),
             loop.create_task(self._heartbeat(), name="midjourney_async-redis-heartbeat"),
+            loop.create_task(self._elect(poller), name="midjourney_async-redis-poller"),
         ]
         # Snapshots published before this worker listens would be missed: wait
         # (briefly) for the subscription, and go on by polling if Redis is away.
@@ -183,6 +212,11 @@ class RedisBackend:
         """Stop sharing, give this worker's slots back, close the connection."""
         if self._table is not None:
             self._table.on_applied = None
+        if self._tracker is not None:
+            self._tracker.on_enlist = None
+            self._tracker.gate = None
+        if self.poller is not None:
+            await self.poller.resign()
         outbox = self._outbox
         if outbox is not None:
             # Let queued slot releases and snapshots go out, briefly.
@@ -200,6 +234,7 @@ class RedisBackend:
                 logger.warning("could not give the in-flight slots back (they expire): %r", exc)
         self.connected.clear()
         self._table = None
+        self._tracker = None
         await self._client.aclose()
 
     # -- sharing ------------------------------------------------------------
@@ -216,6 +251,10 @@ class RedisBackend:
 
     def _announce_freed(self) -> None:
         payload = _encode(_Message(self.worker, "freed"))
+        self._send(lambda: self._client.publish(self.channel, payload))
+
+    def _announce_watch(self, task_id: str) -> None:
+        payload = _encode(_Message(self.worker, "watch", task_id=task_id))
         self._send(lambda: self._client.publish(self.channel, payload))
 
     def _send(self, job: Callable[[], Awaitable[object]]) -> None:
@@ -256,6 +295,8 @@ class RedisBackend:
         if message.kind == "freed":
             if self._slots is not None:
                 self._slots.freed.set()
+        elif message.kind == "watch" and message.task_id and self.poller is not None:
+            self.poller.watch_remote(message.task_id)
         elif message.kind == "snapshot" and message.task is not None:
             table = self._table
             if table is None:
@@ -299,6 +340,11 @@ class RedisBackend:
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _elect(self, poller: PollerLease) -> None:
+        while True:
+            await asyncio.sleep(poller.every)
+            await poller.round()
 
     async def _heartbeat(self) -> None:
         every = self.lease_ttl / 3

@@ -2,8 +2,9 @@
 
     python redis_worker.py REDIS_URL NAMESPACE BASE_URL API_KEY MODE [ARGS...]
 
-Modes (each prints ``ready`` once its session is open):
-  submit N           submit N imagines, print ``submitted <ids>``, then wait on them
+Modes (each prints ``ready <worker id>`` once its session is open):
+  submit N           submit N imagines, print ``submitted <ids>``, wait on them, print
+                     ``finished <list requests this worker sent>``
   receiver PORT      run the webhook receiver on PORT and only listen
   burst N CAP        on ``go`` (stdin), submit N imagines under a shared cap of CAP,
                      wait for all, print ``done <ok> <errors>``
@@ -34,12 +35,12 @@ async def main(url: str, namespace: str, base: str, key: str, mode: str, *args: 
     if mode == "burst":
         options["max_in_flight"] = int(args[1])
     async with MidjourneySession(base, key, backend=backend, **options) as mj:  # type: ignore[arg-type]
-        print("ready", flush=True)
+        print("ready", backend.worker, flush=True)
         if mode == "submit":
             handles = [await mj.imagine(f"worker task {i}") for i in range(int(args[0]))]
             print("submitted", *(h.id for h in handles), flush=True)
             await mj.wait_all(handles, timeout=600)
-            print("finished", flush=True)
+            print("finished", mj.tracker_stats.list_requests, flush=True)
         elif mode == "burst":
             await stdin_line()
             handles = await asyncio.gather(

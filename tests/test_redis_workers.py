@@ -59,13 +59,21 @@ async def test_a_killed_workers_tasks_resume_elsewhere_and_a_callback_wakes_anot
                 assert time.monotonic() - started < 30
                 assert mj._webhook is not None and mj._webhook.stats.accepted == 0
                 assert backend.shared_applied >= 1
-            # Another worker, polling, collects the dead worker's tasks: nothing is
-            # submitted again.
+            # The receiver polled for the namespace (it was first); it dies too, and
+            # a new worker takes the polling over and collects the dead worker's
+            # tasks: nothing is submitted again.
+            receiver.kill()
+            await receiver.finish()
+            killed = time.monotonic()
             poller = RedisBackend(redis_server.url, namespace="acct")
             async with MidjourneySession(
                 emu.base_url, emu.api_key, backend=poller, poll_interval=0.1
             ) as mj:
-                tasks = await mj.wait_all(await mj.resume(), timeout=30)
+                resumed = await mj.resume()
+                while not (poller.poller and poller.poller.leading):
+                    assert time.monotonic() - killed < 5, "nobody took the polling over"
+                    await asyncio.sleep(0.02)
+                tasks = await mj.wait_all(resumed, timeout=30)
                 assert {t.id for t in tasks} == set(ids)
                 assert all(t.status == TaskStatus.SUCCESS for t in tasks)
             assert emu.stats.tasks_created == 4
@@ -134,3 +142,47 @@ async def test_a_dead_workers_slots_come_back_when_their_leases_expire(
         finally:
             holder.kill()
             await holder.proc.wait()
+
+
+async def test_one_worker_polls_for_the_namespace_and_another_takes_over_when_it_is_killed(
+    redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    async with Emulator(speed=10, concurrency=None, queue_size=None) as emu:
+        common = (redis_server.url, "polling", emu.base_url, emu.api_key)
+        workers = [await Worker.start(*common, "submit", "2") for _ in range(3)]
+        try:
+            ids = {(await w.expect("ready"))[0]: w for w in workers}
+            for worker in workers:
+                await worker.expect("submitted")
+            leader_id = (await redis_client.get("mj:{polling}:poller") or b"").decode()
+            assert leader_id in ids
+            # Everyone's tasks are polled by the leader alone: one list request per
+            # tick for all six ids, not one per worker.
+            stats = emu.stats
+            requests, asked = stats.requests["task/list-by-condition"], stats.list_ids
+            await asyncio.sleep(0.5)  # a window to count requests in, not a wait
+            requests = stats.requests["task/list-by-condition"] - requests
+            asked = stats.list_ids - asked
+            print(f"one poller: {requests} list requests, {asked / requests:.1f} ids each")
+            # Each worker holds 2 ids: polling on their own, no request could ask for more.
+            assert asked / requests > 2
+            leader = ids.pop(leader_id)
+            leader.kill()
+            await leader.finish()
+            killed = time.monotonic()
+            while True:
+                holder = await redis_client.get("mj:{polling}:poller")
+                if holder is not None and holder.decode() != leader_id:
+                    break
+                assert time.monotonic() - killed < 5, "nobody took the polling over"
+                await asyncio.sleep(0.02)
+            takeover = time.monotonic() - killed
+            assert holder.decode() in ids
+            sent = [int((await w.expect("finished", timeout=30))[0]) for w in ids.values()]
+            # Only the worker that took over ever polled.
+            assert sorted(sent)[0] == 0 and sorted(sent)[1] > 0, sent
+            print(f"takeover after SIGKILL: {takeover:.2f} s")
+        finally:
+            for worker in workers:
+                worker.kill()
+                await worker.proc.wait()

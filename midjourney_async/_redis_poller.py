@@ -1,0 +1,186 @@
+"""One poller per namespace: a lease in Redis elects which worker polls.
+
+Every worker registers the ids its poller takes on (a sorted set scored by
+when the registration lapses, renewed while the worker still watches them)
+and announces each new one. The worker holding the lease (``SET NX PX``,
+renewed while it lives) holds every registered id in its own poller and so
+asks the server about all of them, once per tick; what it reads reaches the
+others through the shared snapshots. The others skip their ticks while a live
+leader exists, and poll for themselves again when Redis cannot be reached.
+When the leader dies its lease lapses and another worker takes it over on its
+next round, within about ``ttl`` plus a third of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from ._state import TaskState
+    from ._tracker import Tracker
+
+__all__ = ["PollerLease"]
+
+logger = logging.getLogger("midjourney_async")
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+_RESIGN = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class PollerLease:
+    """This worker's part in electing the namespace's poller, and in feeding it ids."""
+
+    def __init__(
+        self,
+        client: Redis,
+        key: str,
+        *,
+        worker: str,
+        ttl: float,
+        tracker: Tracker,
+        send: Callable[[Callable[[], Awaitable[object]]], None],
+        announce: Callable[[str], None],
+    ) -> None:
+        self._client = client
+        self.key = f"{key}:poller"
+        self.registry = f"{key}:watched"
+        self.worker = worker
+        self.ttl_ms = int(ttl * 1000)
+        self.every = ttl / 3
+        # A registration lapses when its worker stops renewing it (it died, or
+        # stopped waiting); long enough to outlive a few missed rounds.
+        self.keep_ms = max(3 * self.ttl_ms, 5000)
+        self.tracker = tracker
+        self._send = send
+        self._announce = announce
+        self._renew = client.register_script(_RENEW)
+        self._resign = client.register_script(_RESIGN)
+        self.leading = False
+        self.leader: str | None = None
+        self.takeovers = 0
+        # Ids held for other workers (leader only).
+        self._remote: dict[str, TaskState] = {}
+
+    def __repr__(self) -> str:
+        role = "leading" if self.leading else f"leader {self.leader}"
+        return f"<PollerLease {self.key} {role}>"
+
+    def gate(self) -> bool:
+        """Whether this worker's poller should read: it leads, or no live leader is known."""
+        return self.leading or self.leader is None
+
+    def enlisted(self, task_id: str) -> None:
+        """The local poller took ``task_id`` on: register it and tell the leader."""
+        if task_id in self._remote:
+            return
+        until = int(time.time() * 1000) + self.keep_ms
+        registry = self.registry
+
+        async def register() -> None:
+            await self._client.zadd(registry, {task_id: until})
+            self._announce(task_id)
+
+        self._send(register)
+
+    def watch_remote(self, task_id: str) -> None:
+        """Another worker watches ``task_id``: the leader polls it too."""
+        if not self.leading or task_id in self._remote:
+            return
+        tracker = self.tracker
+        st = tracker.state(task_id)
+        if st.done:
+            return
+        self._remote[task_id] = st
+        tracker.ask_soon(st)
+        tracker.hold(st)
+
+    def _drop_remote(self, task_id: str) -> None:
+        st = self._remote.pop(task_id, None)
+        if st is not None:
+            self.tracker.unhold(st)
+
+    async def round(self) -> None:
+        """One round: renew or seek the lease, renew this worker's registrations,
+        and (leading) take on every registered id."""
+        client = self._client
+        try:
+            if self.leading and await self._renew(
+                keys=[self.key], args=[self.worker, self.ttl_ms]
+            ):
+                pass
+            elif await client.set(self.key, self.worker, nx=True, px=self.ttl_ms):
+                if not self.leading:
+                    self.takeovers += 1
+                    logger.info("this worker now polls for namespace %s", self.key)
+                self.leading = True
+            else:
+                self.leading = False
+                holder = await client.get(self.key)
+                self.leader = holder.decode() if isinstance(holder, bytes) else holder
+            if self.leading:
+                self.leader = self.worker
+            await self._register_mine()
+            if self.leading:
+                await self._take_registered()
+            elif self._remote:
+                for task_id in list(self._remote):
+                    self._drop_remote(task_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self.leader is not None or self.leading:
+                logger.warning(
+                    "Redis unreachable (%r): this worker polls its own tasks meanwhile", exc
+                )
+            self.leading = False
+            self.leader = None
+
+    async def _register_mine(self) -> None:
+        mine = [
+            st.id
+            for st in (self.tracker.table.get(i) for i in self.tracker.watched_ids)
+            if st is not None and (st.id not in self._remote or st.waiters or st.holds > 1)
+        ]
+        if mine:
+            until = int(time.time() * 1000) + self.keep_ms
+            await self._client.zadd(self.registry, dict.fromkeys(mine, until))
+
+    async def _take_registered(self) -> None:
+        now = int(time.time() * 1000)
+        await self._client.zremrangebyscore(self.registry, "-inf", now)
+        raw = await self._client.zrangebyscore(self.registry, now, "+inf")
+        live = {r.decode() if isinstance(r, bytes) else str(r) for r in raw}
+        for task_id in live:
+            self.watch_remote(task_id)
+        for task_id, st in list(self._remote.items()):
+            if task_id not in live or st.done:
+                self._drop_remote(task_id)
+
+    async def resign(self) -> None:
+        """Give the lease up (the session closes), so another worker takes over at once."""
+        for task_id in list(self._remote):
+            self._drop_remote(task_id)
+        if self.leading:
+            self.leading = False
+            try:
+                await self._resign(keys=[self.key], args=[self.worker])
+            except Exception as exc:
+                logger.warning("could not give the poller lease up (it lapses): %r", exc)
