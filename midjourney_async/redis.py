@@ -160,8 +160,14 @@ class RedisBackend:
     async def webhook_token(self) -> str:
         """The callback token of the namespace, the same on every worker."""
         key = f"{self.key}:webhook-token"
-        await self._client.set(key, secrets.token_urlsafe(24), nx=True)
-        token = await self._client.get(key)
+        try:
+            await self._client.set(key, secrets.token_urlsafe(24), nx=True)
+            token = await self._client.get(key)
+        except Exception as exc:
+            # Callbacks then reach only this worker, which named its own URL.
+            logger.warning("Redis unreachable (%r): this worker's callbacks use a token "
+                           "of its own", exc)
+            return secrets.token_urlsafe(24)
         assert token is not None
         return token.decode() if isinstance(token, bytes) else str(token)
 
