@@ -19,9 +19,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from ._errors import TaskNotFound
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from ._models import Task
     from ._state import TaskState
     from ._tracker import Tracker
 
@@ -58,6 +61,8 @@ class PollerLease:
         tracker: Tracker,
         send: Callable[[Callable[[], Awaitable[object]]], None],
         announce: Callable[[str], None],
+        share: Callable[[Task], None],
+        gone: Callable[[str], None],
     ) -> None:
         self._client = client
         self.key = f"{key}:poller"
@@ -71,6 +76,8 @@ class PollerLease:
         self.tracker = tracker
         self._send = send
         self._announce = announce
+        self._share = share
+        self._gone = gone
         self._renew = client.register_script(_RENEW)
         self._resign = client.register_script(_RESIGN)
         self.leading = False
@@ -100,11 +107,21 @@ class PollerLease:
 
         self._send(register)
 
-    def watch_remote(self, task_id: str) -> None:
-        """Another worker watches ``task_id``: the leader polls it too."""
-        if not self.leading or task_id in self._remote:
+    def watch_remote(self, task_id: str, *, newcomer: bool = False) -> None:
+        """Another worker watches ``task_id``: the leader polls it too. A ``newcomer``
+        (just announced) gets what the leader knows of it at once: the task may have
+        moved on, or ended, before that worker asked."""
+        if not self.leading:
             return
         tracker = self.tracker
+        known = tracker.table.get(task_id)
+        if newcomer and known is not None:
+            if isinstance(known.error, TaskNotFound):
+                self._gone(task_id)
+            elif known.task is not None:
+                self._share(known.task)
+        if task_id in self._remote:
+            return
         st = tracker.state(task_id)
         if st.done:
             return

@@ -54,14 +54,14 @@ except ImportError as exc:  # pragma: no cover - depends on the install
         "midjourney_async.redis needs redis-py: pip install 'midjourney_async[redis]'"
     ) from exc
 
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, TaskNotFound
 from ._models import Task
 from ._redis_journal import RedisJournal
 from ._redis_poller import PollerLease
 from ._redis_slots import RedisSlots
 
 if TYPE_CHECKING:
-    from ._state import StateTable
+    from ._state import StateTable, TaskState
     from ._tracker import Tracker
 
 __all__ = ["RedisBackend"]
@@ -197,7 +197,10 @@ class RedisBackend:
             tracker=tracker,
             send=self._send,
             announce=self._announce_watch,
+            share=self._share_always,
+            gone=self.gone,
         )
+        table.observers.append(self._settled)
         tracker.on_enlist = poller.enlisted
         tracker.gate = poller.gate
         # Settle who polls before the first tick.
@@ -218,6 +221,8 @@ class RedisBackend:
         """Stop sharing, give this worker's slots back, close the connection."""
         if self._table is not None:
             self._table.on_applied = None
+            with contextlib.suppress(ValueError):
+                self._table.observers.remove(self._settled)
         if self._tracker is not None:
             self._tracker.on_enlist = None
             self._tracker.gate = None
@@ -254,6 +259,22 @@ class RedisBackend:
 
     def _share(self, task: Task) -> None:
         self.share(task)
+
+    def _settled(self, st: TaskState) -> None:
+        # The server does not know the id: the other workers' waits on it end too
+        # (only the poller asks, so only it can tell).
+        if isinstance(st.error, TaskNotFound) and not self._remote:
+            self.gone(st.id)
+
+    def gone(self, task_id: str) -> None:
+        """Tell the other workers that the server does not know ``task_id``."""
+        payload = _encode(_Message(self.worker, "gone", task_id=task_id))
+        self._send(lambda: self._client.publish(self.channel, payload))
+
+    def _share_always(self, task: Task) -> None:
+        # A snapshot the leader already had: published even while applying one.
+        payload = _encode(_Message(self.worker, "snapshot", task))
+        self._send(lambda: self._client.publish(self.channel, payload))
 
     def _announce_freed(self) -> None:
         payload = _encode(_Message(self.worker, "freed"))
@@ -302,7 +323,15 @@ class RedisBackend:
             if self._slots is not None:
                 self._slots.freed.set()
         elif message.kind == "watch" and message.task_id and self.poller is not None:
-            self.poller.watch_remote(message.task_id)
+            self.poller.watch_remote(message.task_id, newcomer=True)
+        elif message.kind == "gone" and message.task_id and self._table is not None:
+            st = self._table.get(message.task_id)
+            if st is not None and not st.done:
+                self._remote = True
+                try:
+                    self._table.fail(st, TaskNotFound(st.id))
+                finally:
+                    self._remote = False
         elif message.kind == "snapshot" and message.task is not None:
             table = self._table
             if table is None:

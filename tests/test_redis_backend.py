@@ -12,7 +12,13 @@ import pytest
 import redis.asyncio as aioredis
 from redis_support import redis_client, redis_server
 
-from midjourney_async import JournalError, MidjourneySession, TaskStatus, WebhookConfig
+from midjourney_async import (
+    JournalError,
+    MidjourneySession,
+    TaskNotFound,
+    TaskStatus,
+    WebhookConfig,
+)
 from midjourney_async.redis import RedisBackend
 from midjourney_async.testing import Emulator, RedisServer
 
@@ -134,3 +140,40 @@ async def test_submits_are_refused_while_redis_is_away_waits_go_on_and_workers_r
             entries = await other.journal().get(again.id)
             await other.detach()
             assert entries is not None
+
+
+async def test_a_worker_that_does_not_poll_learns_of_a_task_that_already_ended(
+    redis_server: RedisServer,
+) -> None:
+    async with Emulator(speed=200) as emu:
+        leading = RedisBackend(redis_server.url, namespace="late")
+        following = RedisBackend(redis_server.url, namespace="late")
+        async with session(emu, leading) as a, session(emu, following) as b:
+            assert leading.poller is not None and leading.poller.leading
+            assert following.poller is not None and not following.poller.leading
+            handle = await a.imagine("an owl")
+            await handle.wait(timeout=20)
+            # Long past the end: the snapshots a shared then reached nobody on b.
+            await asyncio.sleep(0.3)
+            # b polls nothing while a leads; a tells it what it knows.
+            task = await b.handle(handle.id).wait(timeout=10)
+            assert task.status == TaskStatus.SUCCESS
+            assert b.tracker_stats.list_requests == 0
+
+
+async def test_a_task_the_server_does_not_know_ends_the_waits_of_workers_that_do_not_poll(
+    redis_server: RedisServer,
+) -> None:
+    async with Emulator(speed=200) as emu:
+        leading = RedisBackend(redis_server.url, namespace="gone")
+        following = RedisBackend(redis_server.url, namespace="gone")
+        async with session(emu, leading, not_found_grace=0.2) as a, session(
+            emu, following, not_found_grace=0.2
+        ) as b:
+            assert leading.poller is not None and leading.poller.leading
+            started = time.monotonic()
+            with pytest.raises(TaskNotFound):
+                await b.handle("1234567890").wait(timeout=15)
+            assert time.monotonic() - started < 10
+            assert b.tracker_stats.fetch_requests == 0
+            assert a.tracker_stats.fetch_requests > 0
