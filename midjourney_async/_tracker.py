@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Iterable
 
@@ -71,6 +72,9 @@ class Tracker:
         reader.stats = table.stats
         # When running waits end: a pause never runs past the nearest one.
         self._ends: dict[object, float] = {}
+        # No watched task is due before this (a lower bound: the sweep then finds
+        # nothing due and works it out again).
+        self._soonest = 0.0
         # The last list row of each watched task, by its hash.
         self._rows: dict[int, TaskState] = {}
         table.observers.append(self._settled)
@@ -112,6 +116,7 @@ class Tracker:
         # Listed even while closed: restart() polls it then, so a slot riding on it
         # is not lost with the state.
         self._watched[st.id] = st
+        self._soonest = min(self._soonest, st.due)
         if not self._closed:
             self._ensure_running()
             self._wakeup.set()
@@ -140,6 +145,7 @@ class Tracker:
         # The row that brought the MODAL snapshot is stale now, not "unchanged".
         self._forget_row(st)
         st.due = time.monotonic()
+        self._soonest = min(self._soonest, st.due)
         if st.waiters or st.holds:
             self._enlist(st)
 
@@ -147,6 +153,7 @@ class Tracker:
         """Ask about ``st`` on the next tick rather than after a full interval."""
         if st.task is None:
             st.due = 0.0
+            self._soonest = 0.0
 
     def expect(self, waiter: object, end: float) -> None:
         """``waiter`` gives up at ``end`` (monotonic): poll once before it, pause or not."""
@@ -213,11 +220,10 @@ class Tracker:
         if self._watched:
             self._ensure_running()
 
-    def _next_interval(self, st: TaskState) -> float:
+    def _intervals(self) -> tuple[float, float]:
+        """The next interval of a running task and of a queued one (asked less often)."""
         base = self.interval * self._penalty
-        if st.task is None or st.task.status in _QUEUED:
-            base *= self.queued_factor
-        return min(base, self.max_interval)
+        return min(base, self.max_interval), min(base * self.queued_factor, self.max_interval)
 
     async def _run(self) -> None:
         while not self._closed:
@@ -226,7 +232,7 @@ class Tracker:
                 await self._wakeup.wait()
                 continue
             now = time.monotonic()
-            wait = max(self._pause_until - now, min(st.due for st in self._watched.values()) - now)
+            wait = max(self._pause_until - now, self._soonest - now)
             if wait > 0:
                 self._wakeup.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -249,15 +255,25 @@ class Tracker:
         # ms apart then share one sweep (and one list request per chunk) from
         # here on, instead of each costing a request of its own.
         horizon = now + self.interval * self._penalty * 0.5
-        due = [st for st in self._watched.values() if st.due <= horizon]
-        if not due or not any(st.due <= now for st in due):
+        due: list[TaskState] = []
+        later = math.inf  # the soonest due time of the tasks left for another sweep
+        for st in self._watched.values():
+            if st.due <= horizon:
+                due.append(st)
+            elif st.due < later:
+                later = st.due
+        if not any(st.due <= now for st in due):
+            self._soonest = min([later, *(st.due for st in due)])
             return
         stats = self._stats
         stats.ticks += 1
         stats.ids_per_tick.append(len(due))
         del stats.ids_per_tick[:-100]
+        running, queued = self._intervals()
         for st in due:
-            st.due = now + self._next_interval(st)
+            task = st.task
+            st.due = now + (queued if task is None or task.status in _QUEUED else running)
+        self._soonest = min(later, now + running)
         fallback: list[TaskState] = []
         if self.reader.lists:
             by_id = {st.id: st for st in due}
