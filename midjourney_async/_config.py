@@ -48,8 +48,11 @@ def is_loopback_url(url: str) -> bool:
 
 def _number(name: str, value: float, *, low: float, high: float = math.inf,
             open_low: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigurationError(f"{name} must be a number, not {value!r}")
+    if not math.isfinite(value):
+        # An infinite interval or delay would wait silently for ever; NaN compares false.
+        raise ConfigurationError(f"{name} must be a finite number, not {value!r}")
     if value < low or (open_low and value == low) or value > high:
         bound = f"above {low:g}" if open_low else f"at least {low:g}"
         if high != math.inf:
