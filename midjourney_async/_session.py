@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import ssl as _ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -78,6 +78,13 @@ class MidjourneySession(SubmitEndpoints):
     :meth:`resume`); ``download_allow`` lists hosts or networks (``"10.0.0.0/8"``)
     that downloads may reach although private; ``max_response_bytes`` caps an
     API answer (32 MiB).
+
+    Proxies and headers: ``HTTP_PROXY``, ``HTTPS_PROXY`` and ``NO_PROXY`` are
+    honoured as by requests and httpx (``trust_env=False`` ignores them);
+    ``proxy="http://proxy.lan:3128"`` sends every request through that proxy
+    instead, image downloads included. ``headers`` are added to every request
+    to the base URL's server (never to other hosts); the provider's auth
+    header wins over one of the same name.
     """
 
     def __init__(
@@ -103,6 +110,9 @@ class MidjourneySession(SubmitEndpoints):
         journal: str | os.PathLike[str] | Journal | None = None,
         download_allow: Iterable[str] | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         cfg = Settings.resolve(
             base_url=base_url,
@@ -123,6 +133,9 @@ class MidjourneySession(SubmitEndpoints):
             ssl=ssl,
             max_connections=max_connections,
             max_response_bytes=max_response_bytes,
+            proxy=proxy,
+            trust_env=trust_env,
+            headers=headers,
         )
         self.settings = cfg
         self.provider: Provider = cfg.provider
@@ -137,7 +150,7 @@ class MidjourneySession(SubmitEndpoints):
         )
         self._transport = Transport(
             cfg.base_url,
-            headers=cfg.provider.auth_headers(cfg.api_key),
+            headers=_merge_headers(cfg.headers, cfg.provider.auth_headers(cfg.api_key)),
             api_key=cfg.api_key,
             timeout=cfg.timeout,
             retry=cfg.retry,
@@ -145,6 +158,8 @@ class MidjourneySession(SubmitEndpoints):
             max_connections=cfg.max_connections,
             max_response_bytes=cfg.max_response_bytes,
             download_allow=download_allow,
+            proxy=cfg.proxy,
+            trust_env=cfg.trust_env,
         )
         self._poll_retry = cfg.poll_retry
         self._table = StateTable()
@@ -564,3 +579,9 @@ class MidjourneySession(SubmitEndpoints):
         return await anyio.to_thread.run_sync(
             write_tiles, data, Path(directory), safe_name(snapshot.id)
         )
+
+
+def _merge_headers(extra: dict[str, str], auth: dict[str, str]) -> dict[str, str]:
+    """``extra`` with the auth headers on top (names compared without case)."""
+    taken = {name.lower() for name in auth}
+    return {**{k: v for k, v in extra.items() if k.lower() not in taken}, **auth}

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import ssl as _ssl
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -85,12 +86,17 @@ class _GuardedResolver(aiohttp.abc.AbstractResolver):
     aiohttp then connects to, leaves no gap for DNS to change its answer.
     """
 
-    def __init__(self, guard: AddressGuard) -> None:
+    def __init__(self, guard: AddressGuard, proxy_hosts: Callable[[], set[str]]) -> None:
         self._guard = guard
+        self._proxy_hosts = proxy_hosts
         self._inner = aiohttp.DefaultResolver()
 
     async def resolve(self, host: str, port: int = 0, family: Any = 0) -> list[Any]:
         found = await self._inner.resolve(host, port, family)
+        if host.lower() in self._proxy_hosts():
+            # The user's own proxy (often on this machine or the LAN); the download
+            # target behind it is still checked by its literal address.
+            return found
         refusal = self._guard.host_refusal(host, port, [str(r["host"]) for r in found])
         if refusal:
             raise RefusedAddress(refusal)
@@ -117,6 +123,11 @@ class Transport:
     (``"10.0.0.0/8"``, ``"192.168.1.7"``) that downloads may reach although
     they are loopback, link-local or private; the base URL's own origin is
     always allowed.
+
+    ``proxy`` sends every request (API and downloads) through that HTTP
+    proxy; without it, ``trust_env`` reads ``HTTP_PROXY``, ``HTTPS_PROXY``,
+    ``NO_PROXY`` (and ``~/.netrc``) as requests and httpx do. ``headers`` go
+    to the base URL's server only, never to other hosts.
     """
 
     def __init__(
@@ -131,6 +142,8 @@ class Transport:
         max_connections: int = 100,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         download_allow: Iterable[str] | None = None,
+        proxy: str | None = None,
+        trust_env: bool = True,
     ) -> None:
         if max_response_bytes < 1:
             raise ConfigurationError("max_response_bytes must be at least 1")
@@ -141,7 +154,14 @@ class Transport:
         }
         # The provider's session carries the credentials as default headers (no
         # per-request merge on the hot path); image hosts get a session without them.
-        self._headers = {**self._plain_headers, **headers}
+        given = {name.lower() for name in headers}
+        self._headers = {
+            **{k: v for k, v in self._plain_headers.items() if k.lower() not in given},
+            **headers,
+        }
+        self._proxy = proxy
+        self._proxy_password = yarl.URL(proxy).password if proxy else None
+        self._trust_env = trust_env
         self._key = api_key or ""
         self.timeout = timeout
         self.retry = retry
@@ -162,7 +182,17 @@ class Transport:
         key = self._key
         if key and len(key) >= 4 and key in text:
             text = text.replace(key, "***")
+        secret = self._proxy_password
+        if secret and secret in text:
+            text = text.replace(secret, "***")
         return text
+
+    def _proxy_hosts(self) -> set[str]:
+        """The hosts of the proxies in use: the resolver must let them through."""
+        urls = [self._proxy] if self._proxy else []
+        if self._trust_env and not urls:
+            urls = list(urllib.request.getproxies_environment().values())
+        return {(yarl.URL(u).host or "").lower() for u in urls if "://" in u}
 
     async def open(self) -> None:
         """Create the connection pool (idempotent)."""
@@ -174,6 +204,7 @@ class Transport:
             self._client = aiohttp.ClientSession(
                 connector=connector,
                 headers=self._headers,
+                trust_env=self._trust_env,
                 timeout=aiohttp.ClientTimeout(
                     total=self.timeout, sock_connect=min(self.timeout, 10.0)
                 ),
@@ -204,10 +235,13 @@ class Transport:
             # Its own connector: the resolver refuses private addresses, which the
             # provider's own connector must not (its base URL may be one).
             connector = aiohttp.TCPConnector(
-                limit=0, ssl=self._ssl, resolver=_GuardedResolver(self.guard)
+                limit=0, ssl=self._ssl, resolver=_GuardedResolver(self.guard, self._proxy_hosts)
             )
             self._anonymous = aiohttp.ClientSession(
-                connector=connector, headers=self._plain_headers, timeout=client.timeout
+                connector=connector,
+                headers=self._plain_headers,
+                timeout=client.timeout,
+                trust_env=self._trust_env,
             )
         return self._anonymous
 
@@ -313,7 +347,7 @@ class Transport:
         starts once a connection is free.
         """
         url = self.base_url + req.path
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"proxy": self._proxy} if self._proxy else {}
         limit = self.timeout
         if timeout is not None and timeout < self.timeout:
             limit = timeout
@@ -431,6 +465,8 @@ class Transport:
         # Left out when no timeout is given: aiohttp reads None as "no timeout at
         # all", which would drop the session's own.
         extra: dict[str, Any] = {"timeout": aiohttp.ClientTimeout(total=timeout)} if timeout else {}
+        if self._proxy:
+            extra["proxy"] = self._proxy
         await self._slot(limit, "GET", self.redact(str(absolute)))
         error: MidjourneyError
         try:
