@@ -67,12 +67,33 @@ class HttpRequest:
 
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
-    """Status, headers and the raw body of an answer; ``text()`` is safe to quote."""
+    """Status, headers and the raw body of an answer; ``text()`` is safe to quote.
+
+    ``url`` is the address that answered (for messages; empty when unknown).
+    """
 
     status: int
     body: bytes
     headers: Mapping[str, str]
     redact: Callable[[str], str]
+    url: str = ""
+
+    @property
+    def content_type(self) -> str:
+        """The media type of the body (``text/html``), without parameters."""
+        return self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+    @property
+    def is_html(self) -> bool:
+        """Whether the body is a web page (by its content type or its first byte)."""
+        return "html" in self.content_type or self.body.lstrip()[:1] == b"<"
+
+    def quoted(self) -> str:
+        """The body as an error message shows it: a web page is summed up, never
+        quoted (its markup helps nobody); anything else as :meth:`text`."""
+        if self.is_html:
+            return f"an HTML page ({len(self.body)} bytes)"
+        return self.text()
 
     def text(self, limit: int = 300) -> str:
         """The start of the body as text, with the API key removed."""
@@ -159,7 +180,7 @@ def status_error(resp: HttpResponse, what: str) -> HTTPStatusError:
     """The error for an HTTP error status, with a message a user can act on."""
     status = resp.status
     body = resp.text()
-    detail = f": {body}" if body else ""
+    detail = f": {resp.quoted()}" if body else ""
     if status == 401:
         return AuthenticationError(
             f"{what}: 401 unauthorized; check the API key and the provider's auth header{detail}",

@@ -380,7 +380,7 @@ class Transport:
                         (time.perf_counter() - started) * 1000,
                         attempt,
                     )
-                return HttpResponse(status, body, headers, self.redact)
+                return HttpResponse(status, body, headers, self.redact, self.redact(url))
             location = self.redact(headers.get("Location", ""))
             error = HTTPStatusError(
                 f"{req.method} {req.path}: the server redirects to {location or 'elsewhere'}; "
