@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError
-from ._http import RetryPolicy
+from ._http import CallOptions, RetryPolicy
 from ._providers import Provider, check_mode, resolve_provider
 from ._webhook import WebhookConfig
 
@@ -109,6 +109,16 @@ def check_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
             raise ConfigurationError(f"header {name!r} holds a line break")
         checked[name] = value
     return checked
+
+
+def check_call_options(timeout: float | None, retry: RetryPolicy | None) -> CallOptions:
+    """The options of ``with_options``, checked as the session's own are."""
+    if timeout is None and retry is None:
+        raise ConfigurationError("with_options needs timeout= or retry=")
+    return CallOptions(
+        timeout=_number("timeout", timeout, low=0, open_low=True) if timeout is not None else None,
+        retry=check_retry(retry) if retry is not None else None,
+    )
 
 
 @dataclass(frozen=True)

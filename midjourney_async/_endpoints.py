@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 
 from ._errors import InvalidRequestError
+from ._http import CallOptions
 from ._media import as_data_url
 from ._models import (
     AccountFilter,
@@ -30,6 +31,7 @@ from ._models import (
     UploadRequest,
     VideoRequest,
 )
+from ._transport import call_options
 
 if TYPE_CHECKING:
     from ._handle import TaskHandle
@@ -69,6 +71,7 @@ class SubmitEndpoints:
 
     provider: Provider
     _submitter: Submitter
+    _options: CallOptions | None = None
 
     async def _submit(
         self,
@@ -347,5 +350,6 @@ class SubmitEndpoints:
         if not images:
             raise InvalidRequestError("upload_images needs at least one image", code=None)
         body = UploadRequest(base64_array=[as_data_url(i) for i in images])
-        result = await self._submitter.call("upload-discord-images", body, None)
+        with call_options(self._options):
+            result = await self._submitter.call("upload-discord-images", body, None)
         return list(result.urls)

@@ -38,6 +38,7 @@ from ._errors import (
 
 __all__ = [
     "REDIRECTS",
+    "CallOptions",
     "HttpRequest",
     "HttpResponse",
     "Kind",
@@ -137,6 +138,20 @@ class RetryPolicy:
     def scaled(self, wait_scale: float) -> RetryPolicy:
         """A copy with another ``wait_scale``."""
         return replace(self, wait_scale=wait_scale)
+
+
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """Per-call overrides of a session's ``timeout`` and ``retry`` (None keeps the session's)."""
+
+    timeout: float | None = None
+    retry: RetryPolicy | None = None
+
+    def over(self, base: CallOptions | None) -> CallOptions:
+        """These options on top of ``base`` (a view made from a view)."""
+        if base is None:
+            return self
+        return CallOptions(self.timeout or base.timeout, self.retry or base.retry)
 
 
 def delays(policy: RetryPolicy) -> Generator[float, Any, None]:

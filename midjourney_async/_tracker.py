@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Iterable
@@ -188,8 +189,13 @@ class Tracker:
 
     def _ensure_running(self) -> None:
         if self._loop_task is None or self._loop_task.done():
-            self._loop_task = asyncio.get_running_loop().create_task(
-                self._run(), name="midjourney_async-tracker"
+            # Started in a blank context: the poller serves every caller, so the
+            # per-call options of a view (with_options) that happened to start it
+            # must not stick to it.
+            self._loop_task = contextvars.Context().run(
+                asyncio.get_running_loop().create_task,
+                self._run(),
+                name="midjourney_async-tracker",
             )
 
     @property

@@ -10,11 +10,13 @@ what an answer means and which failures may be retried live in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl as _ssl
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import aiohttp
@@ -33,6 +35,7 @@ from ._errors import (
 from ._guard import AddressGuard, RefusedAddress
 from ._http import (
     REDIRECTS,
+    CallOptions,
     HttpRequest,
     HttpResponse,
     RetryPolicy,
@@ -51,6 +54,7 @@ __all__ = [
     "HttpResponse",
     "RetryPolicy",
     "Transport",
+    "call_options",
     "parse_retry_after",
     "retryable",
     "status_error",
@@ -73,6 +77,27 @@ _CONNECT_TIMEOUT: type[Exception] = getattr(
 )
 
 T = TypeVar("T")
+
+# The options of the view (``session.with_options(...)``) whose call runs in this
+# context. A context variable reaches every request the call makes, down through
+# the submit path and the reader, while the shared poller (its own task, started
+# outside any view) keeps the session's settings.
+_CALL_OPTIONS: ContextVar[CallOptions | None] = ContextVar(
+    "midjourney_async_call_options", default=None
+)
+
+
+@contextlib.contextmanager
+def call_options(options: CallOptions | None) -> Iterator[None]:
+    """Run the block with ``options`` over the session's timeout and retry policy."""
+    if options is None:
+        yield
+        return
+    token = _CALL_OPTIONS.set(options.over(_CALL_OPTIONS.get()))
+    try:
+        yield
+    finally:
+        _CALL_OPTIONS.reset(token)
 
 #: What a download consumer gets: the final URL, the headers and the body in chunks.
 Consume = Callable[[str, Mapping[str, str], "int | None", AsyncIterator[bytes]], Awaitable[T]]
@@ -177,6 +202,18 @@ class Transport:
     def __repr__(self) -> str:
         return f"Transport({self.base_url!r})"
 
+    @property
+    def request_timeout(self) -> float:
+        """The per-request timeout in force: a view's, or the session's."""
+        options = _CALL_OPTIONS.get()
+        return options.timeout if options is not None and options.timeout else self.timeout
+
+    @property
+    def policy(self) -> RetryPolicy:
+        """The retry policy in force: a view's, or the session's."""
+        options = _CALL_OPTIONS.get()
+        return options.retry if options is not None and options.retry else self.retry
+
     def redact(self, text: str) -> str:
         """Remove the API key from ``text``."""
         key = self._key
@@ -260,7 +297,8 @@ class Transport:
         then decides from that error whether to try again. Whatever the
         policy, a submit that may have reached the server is never sent again.
         """
-        policy = retry or self.retry
+        options = _CALL_OPTIONS.get()
+        policy = (options.retry if options is not None else None) or retry or self.retry
         started = time.monotonic()
         waits = None
         attempt = 0
@@ -297,7 +335,7 @@ class Transport:
         # second), so a slow last try cannot run a whole timeout past it. A submit
         # keeps its full timeout: cut short, it could be accepted while we report
         # a failure.
-        left = self.timeout
+        left = self.request_timeout
         if attempt > 1 and req.kind == "read":
             left = max(deadline - time.monotonic(), _MIN_READ_TIMEOUT)
         resp = await self.send(req, attempt, timeout=left)
@@ -348,9 +386,10 @@ class Transport:
         """
         url = self.base_url + req.path
         kwargs: dict[str, Any] = {"proxy": self._proxy} if self._proxy else {}
-        limit = self.timeout
-        if timeout is not None and timeout < self.timeout:
+        limit = self.request_timeout
+        if timeout is not None and timeout < limit:
             limit = timeout
+        if limit != self.timeout:
             kwargs["timeout"] = aiohttp.ClientTimeout(total=limit, sock_connect=min(limit, 10.0))
         if req.json is not None:
             kwargs["data"] = aiohttp.payload.BytesPayload(req.json, content_type=_JSON)
@@ -461,7 +500,7 @@ class Transport:
         is on the base URL's origin or in ``download_allow``.
         """
         absolute = self._url(url if "://" in url else self.base_url + url)
-        limit = timeout or self.timeout
+        limit = timeout or self.request_timeout
         # Left out when no timeout is given: aiohttp reads None as "no timeout at
         # all", which would drop the session's own.
         extra: dict[str, Any] = {"timeout": aiohttp.ClientTimeout(total=timeout)} if timeout else {}
