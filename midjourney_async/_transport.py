@@ -78,6 +78,11 @@ _CONNECT_TIMEOUT: type[Exception] = getattr(
 
 T = TypeVar("T")
 
+# urllib's NO_PROXY matcher (the one aiohttp's trust_env uses); typeshed omits it.
+_bypass: Callable[[str, dict[str, str]], bool] = (
+    urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+)
+
 # The options of the view (``session.with_options(...)``) whose call runs in this
 # context. A context variable reaches every request the call makes, down through
 # the submit path and the reader, while the shared poller (its own task, started
@@ -151,7 +156,8 @@ class Transport:
 
     ``proxy`` sends every request (API and downloads) through that HTTP
     proxy; without it, ``trust_env`` reads ``HTTP_PROXY``, ``HTTPS_PROXY``,
-    ``NO_PROXY`` (and ``~/.netrc``) as requests and httpx do. ``headers`` go
+    ``ALL_PROXY`` and ``NO_PROXY`` when the session opens, as requests and
+    httpx do. ``headers`` go
     to the base URL's server only, never to other hosts.
     """
 
@@ -187,11 +193,14 @@ class Transport:
         self._proxy = proxy
         self._proxy_password = yarl.URL(proxy).password if proxy else None
         self._trust_env = trust_env
+        self._env_proxies: dict[str, str] = {}
+        self._proxy_cache: dict[tuple[str, str], str | None] = {}
         self._key = api_key or ""
         self.timeout = timeout
         self.retry = retry
         self.max_response_bytes = max_response_bytes
-        self._origin = _origin(yarl.URL(self.base_url))
+        self._base = yarl.URL(self.base_url)
+        self._origin = _origin(self._base)
         self.guard = AddressGuard(download_allow or (), base=self._origin[1:])
         self._ssl: _ssl.SSLContext | bool = True if ssl is None else ssl
         self._max_connections = max_connections
@@ -222,14 +231,33 @@ class Transport:
         secret = self._proxy_password
         if secret and secret in text:
             text = text.replace(secret, "***")
+        for url in self._env_proxies.values():
+            if "@" in url and "://" in url:
+                password = yarl.URL(url).password
+                if password and password in text:
+                    text = text.replace(password, "***")
         return text
 
     def _proxy_hosts(self) -> set[str]:
         """The hosts of the proxies in use: the resolver must let them through."""
-        urls = [self._proxy] if self._proxy else []
-        if self._trust_env and not urls:
-            urls = list(urllib.request.getproxies_environment().values())
+        urls = [self._proxy] if self._proxy else list(self._env_proxies.values())
         return {(yarl.URL(u).host or "").lower() for u in urls if "://" in u}
+
+    def _proxy_for(self, url: yarl.URL) -> str | None:
+        """The proxy for ``url``: ``proxy=``, else the environment's unless ``NO_PROXY``
+        names the host (urllib's rules, which aiohttp's own ``trust_env`` uses)."""
+        if self._proxy is not None:
+            return self._proxy
+        if not self._env_proxies:
+            return None
+        key = (url.scheme, url.host or "")
+        if key not in self._proxy_cache:
+            env = self._env_proxies
+            proxy = env.get(url.scheme) or env.get("all")
+            if proxy and _bypass(key[1], env):
+                proxy = None
+            self._proxy_cache[key] = proxy
+        return self._proxy_cache[key]
 
     async def open(self) -> None:
         """Create the connection pool (idempotent)."""
@@ -237,11 +265,17 @@ class Transport:
             # The connector itself is unbounded: the slots below are the limit, so
             # that waiting for a connection happens before the request's clock starts.
             self._slots = asyncio.Semaphore(self._max_connections)
+            # Read here, not by aiohttp's trust_env: that also reads ~/.netrc on every
+            # request (in a thread) and lets a netrc entry replace the provider's key.
+            env = urllib.request.getproxies_environment() if self._trust_env else {}
+            self._env_proxies = {k: v for k, v in env.items() if k != "no" and v}
+            if env.get("no"):
+                self._env_proxies["no"] = env["no"]
+            self._proxy_cache.clear()
             connector = aiohttp.TCPConnector(limit=0, ssl=self._ssl)
             self._client = aiohttp.ClientSession(
                 connector=connector,
                 headers=self._headers,
-                trust_env=self._trust_env,
                 timeout=aiohttp.ClientTimeout(
                     total=self.timeout, sock_connect=min(self.timeout, 10.0)
                 ),
@@ -278,7 +312,6 @@ class Transport:
                 connector=connector,
                 headers=self._plain_headers,
                 timeout=client.timeout,
-                trust_env=self._trust_env,
             )
         return self._anonymous
 
@@ -385,7 +418,10 @@ class Transport:
         starts once a connection is free.
         """
         url = self.base_url + req.path
-        kwargs: dict[str, Any] = {"proxy": self._proxy} if self._proxy else {}
+        kwargs: dict[str, Any] = {}
+        proxy = self._proxy_for(self._base) if self._proxy or self._env_proxies else None
+        if proxy:
+            kwargs["proxy"] = proxy
         limit = self.request_timeout
         if timeout is not None and timeout < limit:
             limit = timeout
@@ -504,15 +540,15 @@ class Transport:
         # Left out when no timeout is given: aiohttp reads None as "no timeout at
         # all", which would drop the session's own.
         extra: dict[str, Any] = {"timeout": aiohttp.ClientTimeout(total=timeout)} if timeout else {}
-        if self._proxy:
-            extra["proxy"] = self._proxy
+
         await self._slot(limit, "GET", self.redact(str(absolute)))
         error: MidjourneyError
         try:
             for _ in range(_MAX_REDIRECTS + 1):
                 self._check_address(absolute)
+                proxy = self._proxy_for(absolute)
                 async with self._client_for(absolute).get(
-                    absolute, allow_redirects=False, **extra
+                    absolute, allow_redirects=False, proxy=proxy, **extra
                 ) as resp:
                     location = resp.headers.get("Location")
                     if resp.status in REDIRECTS and location:

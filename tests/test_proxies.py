@@ -15,8 +15,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from mj_support import KEY, RecordingServer, Reply
 
-from midjourney_async import ConfigurationError, MidjourneySession, RetryPolicy
+from midjourney_async import ConfigurationError, MidjourneyError, MidjourneySession, RetryPolicy
 from midjourney_async.testing import Emulator
 
 _HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization",
@@ -150,3 +151,30 @@ async def test_proxy_password_is_not_echoed_in_errors() -> None:
     assert "hunter22" not in str(info.value)
     with pytest.raises(ConfigurationError, match="line break"):
         MidjourneySession("https://api.example.com", "k", headers={"X-A": "1\r\nX-B: 2"})
+
+
+async def test_a_netrc_entry_never_replaces_the_key(
+    server: RecordingServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # aiohttp's own trust_env would send ~/.netrc's login as Basic auth over the key.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password elsewhere\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    server.add("GET", "/mj/task/7/fetch", Reply.json({"id": "7", "status": "SUCCESS"}))
+    async with MidjourneySession(server.url, KEY, provider="new-api") as mj:
+        assert (await mj.fetch("7")).id == "7"
+    assert server.last.headers["Authorization"] == f"Bearer {KEY}"
+
+
+async def test_a_proxy_password_from_the_environment_is_not_echoed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A proxy that refuses connections: the error names it without its password.
+    monkeypatch.setenv("HTTP_PROXY", "http://user:s3cr3t-pw@127.0.0.1:9")
+    async with MidjourneySession(
+        "http://127.0.0.1:8", "k", retry=RetryPolicy.never(), timeout=5
+    ) as mj:
+        with pytest.raises(MidjourneyError) as info:
+            await mj.fetch("7")
+    assert "s3cr3t-pw" not in str(info.value) + repr(info.value)
