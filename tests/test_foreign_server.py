@@ -129,3 +129,22 @@ async def test_a_good_answer_between_bad_ones_keeps_the_wait(
     mj = await make_session(poll_interval=0.01)
     task = await mj.handle("41").wait(timeout=30)
     assert task.status == "SUCCESS"
+
+
+@pytest.mark.parametrize("status", [404, 405])
+async def test_a_relay_without_the_list_route_behind_a_web_server_is_fetched(
+    server: RecordingServer, make_session: Any, status: int
+) -> None:
+    # nginx in front of a relay that has no list-by-condition: its error page is
+    # HTML, while fetch works. The waits must go on by fetch, not end.
+    server.add("POST", "/mj/task/list-by-condition", _html(status))
+    done = {"id": "41", "status": "SUCCESS", "progress": "100%", "imageUrl": "http://x/a.png"}
+    running = Reply.json({**done, "status": "IN_PROGRESS", "progress": "50%"})
+    server.add("GET", "/mj/task/41/fetch", *([running] * 6), Reply.json(done))
+    mj = await make_session(poll_interval=0.01)
+    task = await mj.handle("41").wait(timeout=30)
+    assert task.status == "SUCCESS"
+    # The missing route is seen at once: the first failed list (a request and its
+    # retry) is followed by a fetch in the same tick, not by ticks of silence.
+    first_fetch = next(i for i, r in enumerate(server.requests) if r.method == "GET")
+    assert first_fetch <= 2
