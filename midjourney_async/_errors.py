@@ -239,9 +239,10 @@ class NotMidjourneyAPI(DecodeError):
 
     The base URL (or the mode prefix) points at some other server. ``status``,
     ``content_type`` and ``url`` say what answered; the page itself is never
-    quoted. Reads retry it like any unreadable answer, a submit never (it may
-    have reached a server behind the page); the poller ends waits with it
-    after a few such answers in a row.
+    quoted. A read answered so with success is retried (a passing glitch), one
+    answered with an error page is not; a submit never is (it may have reached
+    a server behind the page). The poller ends waits with it after a few such
+    answers in a row.
     """
 
     def __init__(

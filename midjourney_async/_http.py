@@ -8,8 +8,8 @@ with plain values.
 The retry rule is what keeps a user from paying twice:
 
 * read-only calls (fetch, list-by-condition, image-seed) are retried on
-  connection errors, timeouts, unreadable bodies, 429 (honouring Retry-After)
-  and 502/503/504;
+  connection errors, timeouts, unreadable bodies (not another server's error
+  page), 429 (honouring Retry-After) and 502/503/504;
 * a submit is retried only when the request never left (no connection, or no
   free connection in time), or when the server said it did not accept it (429,
   queue full). Never after a timeout or a dropped connection: the server may
@@ -29,6 +29,7 @@ from ._errors import (
     DecodeError,
     HTTPStatusError,
     NotFoundError,
+    NotMidjourneyAPI,
     PermissionDeniedError,
     QueueFullError,
     RateLimitError,
@@ -177,6 +178,9 @@ def retryable(kind: Kind, exc: Exception) -> bool:
         return isinstance(exc, QueueFullError)
     if isinstance(exc, ServerError):
         return exc.status in (502, 503, 504)
+    if isinstance(exc, NotMidjourneyAPI) and exc.status >= 400:
+        # Another server's error page: asking again gets the same page.
+        return False
     return isinstance(exc, (TransportError, DecodeError))
 
 
