@@ -9,13 +9,14 @@ carry the API calls and the image downloads alike.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
-from mj_support import KEY, RecordingServer, Reply
+from mj_support import KEY, RecordingServer, Reply, mask_png, task_json
 
 from midjourney_async import ConfigurationError, MidjourneyError, MidjourneySession, RetryPolicy
 from midjourney_async.testing import Emulator
@@ -178,3 +179,27 @@ async def test_a_proxy_password_from_the_environment_is_not_echoed(
         with pytest.raises(MidjourneyError) as info:
             await mj.fetch("7")
     assert "s3cr3t-pw" not in str(info.value) + repr(info.value)
+
+
+async def test_an_image_on_another_host_goes_through_the_proxy_without_key_or_headers(
+    proxy: ForwardProxy, server: RecordingServer, tmp_path: Path
+) -> None:
+    cdn = RecordingServer()
+    await cdn.start()
+    try:
+        png = base64.b64decode(mask_png().split(",", 1)[1])
+        cdn.add("GET", "/a.png", Reply(body=png, headers={"Content-Type": "image/png"}))
+        image = f"{cdn.url}/a.png"
+        server.add("GET", "/mj/task/7/fetch", Reply.json(task_json("7", imageUrl=image)))
+        async with MidjourneySession(
+            server.url, KEY, proxy=proxy.url, headers={"X-Team": "design"},
+            download_allow=["127.0.0.1"], retry=RetryPolicy.never(),
+        ) as mj:
+            [saved] = await mj.download(await mj.fetch("7"), tmp_path)
+        assert saved.read_bytes() == png
+        assert image in proxy.forwarded
+        sent = proxy.headers[proxy.forwarded.index(image)]
+        assert "X-Team" not in sent and KEY not in str(sent)
+        assert "X-Team" not in cdn.last.headers and KEY not in str(cdn.last.headers)
+    finally:
+        await cdn.close()
