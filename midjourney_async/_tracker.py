@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import math
 import time
@@ -25,6 +26,7 @@ from collections.abc import Iterable
 from ._errors import (
     AuthenticationError,
     MidjourneyError,
+    NotMidjourneyAPI,
     PermissionDeniedError,
     RateLimitError,
     TaskNotFound,
@@ -37,6 +39,10 @@ __all__ = ["Tracker", "TrackerStats"]
 
 logger = logging.getLogger("midjourney_async")
 
+# Answers in a row from a server that is no midjourney-proxy API (a web page, another
+# JSON API) after which the waits end with that error: one may be a passing glitch
+# (a captive portal, a misrouted request), several mean a wrong base URL.
+FOREIGN_ANSWERS_BEFORE_FAILING = 3
 _QUEUED = frozenset({TaskStatus.NOT_START, TaskStatus.SUBMITTED})
 # The longest a Retry-After may pause the poller, as the transport caps its own.
 MAX_PAUSE = 60.0
@@ -65,6 +71,7 @@ class Tracker:
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._penalty = 1.0
+        self._foreign = 0
         self._pause_until = 0.0
         self._closed = False
         # One set of counters, kept live by the table, the reader and the poller.
@@ -189,8 +196,13 @@ class Tracker:
 
     def _ensure_running(self) -> None:
         if self._loop_task is None or self._loop_task.done():
-            self._loop_task = asyncio.get_running_loop().create_task(
-                self._run(), name="midjourney_async-tracker"
+            # Started in a blank context: the poller serves every caller, so the
+            # per-call options of a view (with_options) that happened to start it
+            # must not stick to it.
+            self._loop_task = contextvars.Context().run(
+                asyncio.get_running_loop().create_task,
+                self._run(),
+                name="midjourney_async-tracker",
             )
 
     @property
@@ -298,6 +310,7 @@ class Tracker:
         if chunk.fetch_all:
             return states
         self._penalty = max(1.0, self._penalty / 2)
+        self._foreign = 0
         pending = {st.id: st for st in states}
         known = self._rows
         table = self.table
@@ -363,6 +376,7 @@ class Tracker:
         except MidjourneyError as exc:
             self._on_error(exc, [st])
             return
+        self._foreign = 0
         self.table.update(st, task)
 
     async def _list_one(self, st: TaskState) -> bool:
@@ -395,6 +409,13 @@ class Tracker:
             for st in states:
                 self.table.fail(st, exc)
             return
+        if isinstance(exc, NotMidjourneyAPI):
+            self._foreign += 1
+            if self._foreign >= FOREIGN_ANSWERS_BEFORE_FAILING:
+                logger.warning("%s; ending the waits on %d task(s)", exc, len(states))
+                for st in states:
+                    self.table.fail(st, exc)
+                return
         stats = self._stats
         stats.errors += 1
         stats.last_error = str(exc)
