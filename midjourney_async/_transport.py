@@ -496,10 +496,10 @@ class Transport:
         the headers) is neither the cause nor the context of what users see.
         """
         detail = self.redact(str(exc)) or type(exc).__name__
-        if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(
-            exc.os_error, RefusedAddress
-        ):
-            return DownloadRefused(str(exc.os_error), url=self.redact(url))
+        # getattr: aiohttp 3.9's certificate error has no os_error to read.
+        refused = getattr(exc, "os_error", None)
+        if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(refused, RefusedAddress):
+            return DownloadRefused(str(refused), url=self.redact(url))
         if isinstance(exc, aiohttp.InvalidURL):
             return ConfigurationError(f"invalid URL {self.redact(url)!r}")
         if isinstance(exc, (aiohttp.ClientConnectorError, _CONNECT_TIMEOUT)):
