@@ -11,11 +11,12 @@ import ipaddress
 import math
 import os
 import ssl as _ssl
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError
-from ._http import RetryPolicy
+from ._http import CallOptions, RetryPolicy
 from ._providers import Provider, check_mode, resolve_provider
 from ._webhook import WebhookConfig
 
@@ -48,8 +49,11 @@ def is_loopback_url(url: str) -> bool:
 
 def _number(name: str, value: float, *, low: float, high: float = math.inf,
             open_low: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigurationError(f"{name} must be a number, not {value!r}")
+    if not math.isfinite(value):
+        # An infinite interval or delay would wait silently for ever; NaN compares false.
+        raise ConfigurationError(f"{name} must be a finite number, not {value!r}")
     if value < low or (open_low and value == low) or value > high:
         bound = f"above {low:g}" if open_low else f"at least {low:g}"
         if high != math.inf:
@@ -79,6 +83,44 @@ def check_retry(retry: RetryPolicy) -> RetryPolicy:
     return retry
 
 
+def check_proxy(proxy: str | None) -> str | None:
+    """An http(s) proxy URL, or None; the value is never echoed (it may hold a password)."""
+    if proxy is None:
+        return None
+    parts = urlsplit(proxy) if isinstance(proxy, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            "proxy must be an http(s) URL such as 'http://proxy.lan:3128'"
+        )
+    return proxy
+
+
+def check_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """Extra request headers as a plain dict of text; no line breaks (header injection)."""
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping):
+        raise ConfigurationError(f"headers must be a mapping, not {type(headers).__name__}")
+    checked: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str) or not name.strip():
+            raise ConfigurationError(f"headers must map names to text; {name!r} does not")
+        if any(c in name + value for c in "\r\n\0"):
+            raise ConfigurationError(f"header {name!r} holds a line break")
+        checked[name] = value
+    return checked
+
+
+def check_call_options(timeout: float | None, retry: RetryPolicy | None) -> CallOptions:
+    """The options of ``with_options``, checked as the session's own are."""
+    if timeout is None and retry is None:
+        raise ConfigurationError("with_options needs timeout= or retry=")
+    return CallOptions(
+        timeout=_number("timeout", timeout, low=0, open_low=True) if timeout is not None else None,
+        retry=check_retry(retry) if retry is not None else None,
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every option of a session, resolved and checked."""
@@ -98,6 +140,9 @@ class Settings:
     ssl: _ssl.SSLContext | bool | None
     max_connections: int
     max_response_bytes: int
+    proxy: str | None = None
+    trust_env: bool = True
+    headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def resolve(
@@ -121,6 +166,9 @@ class Settings:
         ssl: _ssl.SSLContext | bool | None,
         max_connections: int,
         max_response_bytes: int,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        headers: Mapping[str, str] | None = None,
     ) -> Settings:
         """Arguments first, then ``MJ_PROVIDER``, ``MJ_MODE``, ``MJ_BASE_URL``, ``MJ_API_KEY``."""
         name = provider or env("MJ_PROVIDER") or "midjourney-proxy"
@@ -167,6 +215,9 @@ class Settings:
             max_response_bytes=_whole(
                 "max_response_bytes", max_response_bytes, low=1024, high=2**40
             ),
+            proxy=check_proxy(proxy),
+            trust_env=bool(trust_env),
+            headers=check_headers(headers),
         )
 
     @property

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import msgspec
 
 from ._errors import InvalidRequestError
+from ._http import CallOptions
 from ._media import as_data_url
 from ._models import (
     AccountFilter,
@@ -30,6 +31,7 @@ from ._models import (
     UploadRequest,
     VideoRequest,
 )
+from ._transport import call_options
 
 if TYPE_CHECKING:
     from ._handle import TaskHandle
@@ -65,10 +67,39 @@ def need_text(value: str | None, what: str) -> str:
 
 
 class SubmitEndpoints:
-    """The submit endpoints of :class:`MidjourneySession`."""
+    """The submit endpoints of :class:`MidjourneySession`.
+
+    Each returns a :class:`TaskHandle` as soon as the server accepted the task.
+
+    ``state`` is a short tag of yours (trueai refuses a long one) that the
+    server keeps with the task and hands back in every snapshot
+    (``task.state``) and in the task lists: the way to find a task whose
+    answer was lost. ``extra`` is a dict merged into the JSON body as sent,
+    for fields of a server this library does not model (it wins over a field
+    of the same name).
+
+    What a submit raises, by what happened to the request:
+
+    * nothing was sent: :class:`InvalidRequestError` (a bad argument),
+      :class:`UnsupportedOperation` (the provider has no such endpoint),
+      :class:`ConfigurationError` (the session is not open), :class:`SlotTimeout`
+      (``max_in_flight`` tasks still running after ``timeout``), or a
+      :class:`JournalError` without a handle (the intent could not be written);
+    * the server refused it and created nothing: :class:`SubmitRejected` and
+      its kinds, :class:`QueueFullError` (retried while the policy allows),
+      :class:`BannedPromptError` (``banned_word``), :class:`QuotaExceeded`,
+      :class:`InvalidRequestError` (code 4), :class:`SubmitNotFound` (the parent
+      task is unknown); and HTTP errors such as :class:`AuthenticationError`;
+    * it may have been received: :class:`RequestTimeout` or :class:`TransportError`
+      with ``maybe_received=True``, :class:`ServerError`, :class:`DecodeError`.
+      It is never sent again: look for the task (its ``state`` tag) first;
+    * accepted, but the journal could not record it: :class:`JournalError`,
+      whose ``handle`` follows the task.
+    """
 
     provider: Provider
     _submitter: Submitter
+    _options: CallOptions | None = None
 
     async def _submit(
         self,
@@ -120,6 +151,16 @@ class SubmitEndpoints:
         Example::
 
             handle = await mj.imagine("a lighthouse at dusk --ar 16:9")
+
+        ``state`` is a tag the server keeps with the task (find a lost task by
+        it); ``extra`` adds fields to the JSON body as sent.
+
+        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        ConfigurationError, SlotTimeout; refused, nothing created:
+        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
+        have been received: RequestTimeout or TransportError with
+        ``maybe_received`` (never sent again); accepted but not journaled:
+        JournalError (with ``.handle``).
         """
         body = ImagineRequest(
             prompt=need_text(prompt, "prompt"),
@@ -142,6 +183,16 @@ class SubmitEndpoints:
 
         Prefer the handle helpers (``upscale``, ``variation``, ``press``...),
         which read the custom id from the task's own buttons.
+
+        ``state`` is a tag the server keeps with the task (find a lost task by
+        it); ``extra`` adds fields to the JSON body as sent.
+
+        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        ConfigurationError, SlotTimeout; refused, nothing created:
+        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
+        have been received: RequestTimeout or TransportError with
+        ``maybe_received`` (never sent again); accepted but not journaled:
+        JournalError (with ``.handle``).
         """
         body = ActionRequest(
             task_id=need_text(task_id, "task_id"),
@@ -159,7 +210,17 @@ class SubmitEndpoints:
         mask_base64: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> TaskHandle:
-        """Answer the modal window of a task in MODAL (Custom Zoom, Vary (Region), remix)."""
+        """Answer the modal window of a task in MODAL (Custom Zoom, Vary (Region), remix).
+
+        ``extra`` adds fields to the JSON body as sent.
+
+        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        ConfigurationError, SlotTimeout; refused, nothing created:
+        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
+        have been received: RequestTimeout or TransportError with
+        ``maybe_received`` (never sent again); accepted but not journaled:
+        JournalError (with ``.handle``).
+        """
         body = ModalRequest(
             task_id=need_text(task_id, "task_id"),
             prompt=prompt,
@@ -177,7 +238,18 @@ class SubmitEndpoints:
         state: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> TaskHandle:
-        """Blend 2-5 images into a grid (``bot`` and ``account_filter`` as for imagine)."""
+        """Blend 2-5 images into a grid (``bot`` and ``account_filter`` as for imagine).
+
+        ``state`` is a tag the server keeps with the task (find a lost task by
+        it); ``extra`` adds fields to the JSON body as sent.
+
+        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        ConfigurationError, SlotTimeout; refused, nothing created:
+        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
+        have been received: RequestTimeout or TransportError with
+        ``maybe_received`` (never sent again); accepted but not journaled:
+        JournalError (with ``.handle``).
+        """
         if not 2 <= len(images) <= 5:
             raise InvalidRequestError(
                 f"blend takes 2 to 5 images, not {len(images)} (nothing was sent)", code=None
@@ -207,6 +279,16 @@ class SubmitEndpoints:
         """Describe an image: the finished task holds four prompts in ``final_prompt``.
 
         ``bot`` and ``account_filter`` as for :meth:`imagine`.
+
+        ``state`` is a tag the server keeps with the task (find a lost task by
+        it); ``extra`` adds fields to the JSON body as sent.
+
+        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        ConfigurationError, SlotTimeout; refused, nothing created:
+        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
+        have been received: RequestTimeout or TransportError with
+        ``maybe_received`` (never sent again); accepted but not journaled:
+        JournalError (with ``.handle``).
         """
         data = as_data_url(image, allow_url=True)
         if data.startswith("http") and not self.provider.describe_link:
@@ -226,7 +308,18 @@ class SubmitEndpoints:
     async def shorten(
         self, prompt: str, *, state: str | None = None, extra: dict[str, Any] | None = None
     ) -> TaskHandle:
-        """Shorten a prompt: the finished task lists shorter prompts."""
+        """Shorten a prompt: the finished task lists shorter prompts.
+
+        ``state`` is a tag the server keeps with the task (find a lost task by
+        it); ``extra`` adds fields to the JSON body as sent.
+
+        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        ConfigurationError, SlotTimeout; refused, nothing created:
+        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
+        have been received: RequestTimeout or TransportError with
+        ``maybe_received`` (never sent again); accepted but not journaled:
+        JournalError (with ``.handle``).
+        """
         body = ShortenRequest(prompt=need_text(prompt, "prompt"), state=state)
         return await self._submit("shorten", body, extra)
 
@@ -243,6 +336,16 @@ class SubmitEndpoints:
 
         A REROLL is sent with ``index: 1``: new-api refuses one without an
         index, and novicezk ignores it.
+
+        ``state`` is a tag the server keeps with the task (find a lost task by
+        it); ``extra`` adds fields to the JSON body as sent.
+
+        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        ConfigurationError, SlotTimeout; refused, nothing created:
+        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
+        have been received: RequestTimeout or TransportError with
+        ``maybe_received`` (never sent again); accepted but not journaled:
+        JournalError (with ``.handle``).
         """
         act = str(action).upper()
         if act not in _CHANGE_ACTIONS:
@@ -265,7 +368,18 @@ class SubmitEndpoints:
     async def simple_change(
         self, content: str, *, state: str | None = None, extra: dict[str, Any] | None = None
     ) -> TaskHandle:
-        """``/submit/simple-change`` with ``content`` such as ``"<task id> U2"``."""
+        """``/submit/simple-change`` with ``content`` such as ``"<task id> U2"``.
+
+        ``state`` is a tag the server keeps with the task (find a lost task by
+        it); ``extra`` adds fields to the JSON body as sent.
+
+        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        ConfigurationError, SlotTimeout; refused, nothing created:
+        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
+        have been received: RequestTimeout or TransportError with
+        ``maybe_received`` (never sent again); accepted but not journaled:
+        JournalError (with ``.handle``).
+        """
         body = SimpleChangeRequest(content=need_text(content, "content"), state=state)
         return await self._submit("simple-change", body, extra)
 
@@ -277,7 +391,18 @@ class SubmitEndpoints:
         state: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> TaskHandle:
-        """Put the face of ``source`` onto ``target`` (``/insight-face/swap``)."""
+        """Put the face of ``source`` onto ``target`` (``/insight-face/swap``).
+
+        ``state`` is a tag the server keeps with the task (find a lost task by
+        it); ``extra`` adds fields to the JSON body as sent.
+
+        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        ConfigurationError, SlotTimeout; refused, nothing created:
+        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
+        have been received: RequestTimeout or TransportError with
+        ``maybe_received`` (never sent again); accepted but not journaled:
+        JournalError (with ``.handle``).
+        """
         body = SwapFaceRequest(
             source_base64=as_data_url(source), target_base64=as_data_url(target), state=state
         )
@@ -301,6 +426,16 @@ class SubmitEndpoints:
         """Make a video from a first frame (URL or image data) and a prompt.
 
         ``extend_task_id`` with ``index`` (0-3) extends one video of an earlier task.
+
+        ``state`` is a tag the server keeps with the task (find a lost task by
+        it); ``extra`` adds fields to the JSON body as sent.
+
+        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        ConfigurationError, SlotTimeout; refused, nothing created:
+        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
+        have been received: RequestTimeout or TransportError with
+        ``maybe_received`` (never sent again); accepted but not journaled:
+        JournalError (with ``.handle``).
         """
         if extend_task_id is None or self.provider.extend_needs_prompt:
             # trueai refuses an extend without a prompt too (code 4 "Prompt 不能为空").
@@ -334,7 +469,18 @@ class SubmitEndpoints:
         state: str | None = None,
         extra: dict[str, Any] | None = None,
     ) -> TaskHandle:
-        """Edit an image with a prompt; the finished task has four ``image_urls``."""
+        """Edit an image with a prompt; the finished task has four ``image_urls``.
+
+        ``state`` is a tag the server keeps with the task (find a lost task by
+        it); ``extra`` adds fields to the JSON body as sent.
+
+        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        ConfigurationError, SlotTimeout; refused, nothing created:
+        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
+        have been received: RequestTimeout or TransportError with
+        ``maybe_received`` (never sent again); accepted but not journaled:
+        JournalError (with ``.handle``).
+        """
         body = EditsRequest(
             prompt=need_text(prompt, "prompt"),
             image=as_data_url(image, allow_url=True),
@@ -343,9 +489,15 @@ class SubmitEndpoints:
         return await self._submit("edits", body, extra)
 
     async def upload_images(self, images: Sequence[ImageInput]) -> list[str]:
-        """Upload images to the provider's storage; returns their URLs (no task is made)."""
+        """Upload images to the provider's storage; returns their URLs (no task is made).
+
+        Raises InvalidRequestError or UnsupportedOperation before sending,
+        SubmitRejected when refused, RequestTimeout or TransportError when the
+        answer was lost.
+        """
         if not images:
             raise InvalidRequestError("upload_images needs at least one image", code=None)
         body = UploadRequest(base64_array=[as_data_url(i) for i in images])
-        result = await self._submitter.call("upload-discord-images", body, None)
+        with call_options(self._options):
+            result = await self._submitter.call("upload-discord-images", body, None)
         return list(result.urls)

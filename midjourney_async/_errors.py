@@ -9,6 +9,7 @@ Every error the library raises derives from :class:`MidjourneyError`::
     │   ├── ConnectError                           the connection was never made
     │   └── RequestTimeout (also TimeoutError)     no answer in time; may have been received
     ├── DecodeError                                the body was not what the dialect expects
+    │   └── NotMidjourneyAPI                       a web page or another API's JSON (.status)
     ├── DownloadRefused                            a download's address or content is not allowed
     │   └── DownloadTooLarge                       the body is over the download's size cap
     ├── HTTPStatusError                            an HTTP error status
@@ -63,6 +64,7 @@ __all__ = [
     "ModalRequired",
     "NoChannelError",
     "NotFoundError",
+    "NotMidjourneyAPI",
     "PermissionDeniedError",
     "QueueFullError",
     "QuotaExceeded",
@@ -230,6 +232,26 @@ class RateLimitError(HTTPStatusError):
     ) -> None:
         super().__init__(message, status=status, body=body)
         self.retry_after = retry_after
+
+
+class NotMidjourneyAPI(DecodeError):
+    """The answer is not a midjourney-proxy API's: a web page, or JSON of another shape.
+
+    The base URL (or the mode prefix) points at some other server. ``status``,
+    ``content_type`` and ``url`` say what answered; the page itself is never
+    quoted. A read answered so with success is retried (a passing glitch), one
+    answered with an error page is not; a submit never is (it may have reached
+    a server behind the page). The poller ends waits with it after a few such
+    answers in a row.
+    """
+
+    def __init__(
+        self, message: str, *, status: int, body: str = "", content_type: str = "", url: str = ""
+    ) -> None:
+        super().__init__(message, body=body)
+        self.status = status
+        self.content_type = content_type
+        self.url = url
 
 
 class ServerError(HTTPStatusError):

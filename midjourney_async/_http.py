@@ -8,8 +8,8 @@ with plain values.
 The retry rule is what keeps a user from paying twice:
 
 * read-only calls (fetch, list-by-condition, image-seed) are retried on
-  connection errors, timeouts, unreadable bodies, 429 (honouring Retry-After)
-  and 502/503/504;
+  connection errors, timeouts, unreadable bodies (not another server's error
+  page), 429 (honouring Retry-After) and 502/503/504;
 * a submit is retried only when the request never left (no connection, or no
   free connection in time), or when the server said it did not accept it (429,
   queue full). Never after a timeout or a dropped connection: the server may
@@ -29,6 +29,7 @@ from ._errors import (
     DecodeError,
     HTTPStatusError,
     NotFoundError,
+    NotMidjourneyAPI,
     PermissionDeniedError,
     QueueFullError,
     RateLimitError,
@@ -38,6 +39,7 @@ from ._errors import (
 
 __all__ = [
     "REDIRECTS",
+    "CallOptions",
     "HttpRequest",
     "HttpResponse",
     "Kind",
@@ -67,12 +69,33 @@ class HttpRequest:
 
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
-    """Status, headers and the raw body of an answer; ``text()`` is safe to quote."""
+    """Status, headers and the raw body of an answer; ``text()`` is safe to quote.
+
+    ``url`` is the address that answered (for messages; empty when unknown).
+    """
 
     status: int
     body: bytes
     headers: Mapping[str, str]
     redact: Callable[[str], str]
+    url: str = ""
+
+    @property
+    def content_type(self) -> str:
+        """The media type of the body (``text/html``), without parameters."""
+        return self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+    @property
+    def is_html(self) -> bool:
+        """Whether the body is a web page (by its content type or its first byte)."""
+        return "html" in self.content_type or self.body.lstrip()[:1] == b"<"
+
+    def quoted(self) -> str:
+        """The body as an error message shows it: a web page is summed up, never
+        quoted (its markup helps nobody); anything else as :meth:`text`."""
+        if self.is_html:
+            return f"an HTML page ({len(self.body)} bytes)"
+        return self.text()
 
     def text(self, limit: int = 300) -> str:
         """The start of the body as text, with the API key removed."""
@@ -118,6 +141,20 @@ class RetryPolicy:
         return replace(self, wait_scale=wait_scale)
 
 
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """Per-call overrides of a session's ``timeout`` and ``retry`` (None keeps the session's)."""
+
+    timeout: float | None = None
+    retry: RetryPolicy | None = None
+
+    def over(self, base: CallOptions | None) -> CallOptions:
+        """These options on top of ``base`` (a view made from a view)."""
+        if base is None:
+            return self
+        return CallOptions(self.timeout or base.timeout, self.retry or base.retry)
+
+
 def delays(policy: RetryPolicy) -> Generator[float, Any, None]:
     """The waits before each retry: prime with ``next()``, then ``send()`` each failure."""
     exc = yield 0.0
@@ -141,6 +178,9 @@ def retryable(kind: Kind, exc: Exception) -> bool:
         return isinstance(exc, QueueFullError)
     if isinstance(exc, ServerError):
         return exc.status in (502, 503, 504)
+    if isinstance(exc, NotMidjourneyAPI) and exc.status >= 400:
+        # Another server's error page: asking again gets the same page.
+        return False
     return isinstance(exc, (TransportError, DecodeError))
 
 
@@ -159,7 +199,7 @@ def status_error(resp: HttpResponse, what: str) -> HTTPStatusError:
     """The error for an HTTP error status, with a message a user can act on."""
     status = resp.status
     body = resp.text()
-    detail = f": {body}" if body else ""
+    detail = f": {resp.quoted()}" if body else ""
     if status == 401:
         return AuthenticationError(
             f"{what}: 401 unauthorized; check the API key and the provider's auth header{detail}",

@@ -25,6 +25,7 @@ from ._errors import (
     AuthenticationError,
     MidjourneyError,
     NotFoundError,
+    NotMidjourneyAPI,
     PermissionDeniedError,
     RateLimitError,
     TaskNotFound,
@@ -117,8 +118,13 @@ class TaskReader:
                 return Chunk(ids, [], error=exc)
             except MidjourneyError as exc:
                 self._list_failed(exc)
-                # A 404 says the route is missing here: these ids are fetched now.
-                fetch_all = isinstance(exc, NotFoundError) or not self.lists
+                # A 404 says the route is missing here (a web server's error page
+                # too, in front of a relay without it): these ids are fetched now.
+                fetch_all = (
+                    isinstance(exc, NotFoundError)
+                    or (isinstance(exc, NotMidjourneyAPI) and exc.status in (404, 405))
+                    or not self.lists
+                )
                 return Chunk(ids, [], error=exc, fetch_all=fetch_all)
         self._failures = 0
         return Chunk(ids, rows)

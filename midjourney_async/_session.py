@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import ssl as _ssl
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -14,7 +15,7 @@ from typing import Any, Literal, overload
 import anyio
 import msgspec
 
-from ._config import Settings
+from ._config import Settings, check_call_options
 from ._dialects import Dialect, make_dialect
 from ._endpoints import SubmitEndpoints, need_text
 from ._errors import (
@@ -24,6 +25,7 @@ from ._errors import (
 )
 from ._grid import write_tiles
 from ._handle import CompletedHandle, TaskHandle
+from ._http import CallOptions
 from ._journal import Journal, JournalEntry, JournalKeeper, SQLiteJournal
 from ._media import fetch_bytes, safe_name, save_task_media
 from ._models import (
@@ -41,6 +43,7 @@ from ._transport import (
     HttpResponse,
     RetryPolicy,
     Transport,
+    call_options,
     status_error,
 )
 from ._waiting import Waits
@@ -78,6 +81,13 @@ class MidjourneySession(SubmitEndpoints):
     :meth:`resume`); ``download_allow`` lists hosts or networks (``"10.0.0.0/8"``)
     that downloads may reach although private; ``max_response_bytes`` caps an
     API answer (32 MiB).
+
+    Proxies and headers: ``HTTP_PROXY``, ``HTTPS_PROXY`` and ``NO_PROXY`` are
+    honoured as by requests and httpx (``trust_env=False`` ignores them);
+    ``proxy="http://proxy.lan:3128"`` sends every request through that proxy
+    instead, image downloads included. ``headers`` are added to every request
+    to the base URL's server (never to other hosts); the provider's auth
+    header wins over one of the same name.
     """
 
     def __init__(
@@ -103,6 +113,9 @@ class MidjourneySession(SubmitEndpoints):
         journal: str | os.PathLike[str] | Journal | None = None,
         download_allow: Iterable[str] | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         cfg = Settings.resolve(
             base_url=base_url,
@@ -123,6 +136,9 @@ class MidjourneySession(SubmitEndpoints):
             ssl=ssl,
             max_connections=max_connections,
             max_response_bytes=max_response_bytes,
+            proxy=proxy,
+            trust_env=trust_env,
+            headers=headers,
         )
         self.settings = cfg
         self.provider: Provider = cfg.provider
@@ -137,7 +153,7 @@ class MidjourneySession(SubmitEndpoints):
         )
         self._transport = Transport(
             cfg.base_url,
-            headers=cfg.provider.auth_headers(cfg.api_key),
+            headers=_merge_headers(cfg.headers, cfg.provider.auth_headers(cfg.api_key)),
             api_key=cfg.api_key,
             timeout=cfg.timeout,
             retry=cfg.retry,
@@ -145,6 +161,8 @@ class MidjourneySession(SubmitEndpoints):
             max_connections=cfg.max_connections,
             max_response_bytes=cfg.max_response_bytes,
             download_allow=download_allow,
+            proxy=cfg.proxy,
+            trust_env=cfg.trust_env,
         )
         self._poll_retry = cfg.poll_retry
         self._table = StateTable()
@@ -193,6 +211,30 @@ class MidjourneySession(SubmitEndpoints):
             gave_up=self._submitter.gave_up,
         )
         self._open = False
+        self._options: CallOptions | None = None
+        self._root = self
+
+    def with_options(
+        self, *, timeout: float | None = None, retry: RetryPolicy | None = None
+    ) -> MidjourneySession:
+        """A view of this session whose calls use another ``timeout`` or ``retry``.
+
+        The view shares everything else: one HTTP session, one poller, the
+        same tasks and slots; making one costs nothing. Handles it returns
+        press their buttons with its options too. The shared poller keeps the
+        session's own settings. Closing a view closes the session.
+
+        Example::
+
+            patient = mj.with_options(timeout=120, retry=RetryPolicy(max_tries=8))
+            handle = await patient.imagine("a red fox in snow")
+            task = await mj.with_options(retry=RetryPolicy.never()).fetch(handle.id)
+        """
+        options = check_call_options(timeout, retry).over(self._options)
+        view = copy.copy(self)
+        view._options = options
+        view.retry = options.retry or self.retry
+        return view
 
     def __repr__(self) -> str:
         mode = f" mode={self.mode}" if self.mode else ""
@@ -207,6 +249,9 @@ class MidjourneySession(SubmitEndpoints):
 
     async def open(self) -> MidjourneySession:
         """Open the HTTP session (and the webhook receiver). ``async with`` does this."""
+        if self._root is not self:
+            await self._root.open()
+            return self
         if not self._open:
             await self._transport.open()
             if self._webhook is not None:
@@ -241,6 +286,9 @@ class MidjourneySession(SubmitEndpoints):
 
     async def close(self) -> None:
         """Stop the poller and the receiver and close the HTTP session."""
+        if self._root is not self:
+            await self._root.close()
+            return
         self._open = False
         self._submitter.callback_url = None
         self._submitter.close()
@@ -292,7 +340,12 @@ class MidjourneySession(SubmitEndpoints):
         *,
         continues: str | None = None,
     ) -> TaskHandle:
-        return await self._submitter.submit(op, body, extra, continues=continues)
+        with call_options(self._options):
+            handle = await self._submitter.submit(op, body, extra, continues=continues)
+        if self._options is not None:
+            # Its buttons are pressed through this view, with its options.
+            handle._session = self
+        return handle
 
     def _new_handle(self, state: TaskState, result: SubmitResult) -> TaskHandle:
         return TaskHandle(
@@ -344,7 +397,8 @@ class MidjourneySession(SubmitEndpoints):
         return await self._journal.unconfirmed()
 
     async def _read(self, req: HttpRequest, parse: Any, retry: RetryPolicy | None = None) -> Any:
-        return await self._transport.call(req, parse, retry=retry)
+        with call_options(self._options):
+            return await self._transport.call(req, parse, retry=retry)
 
     async def _list_for_poller(self, ids: list[str]) -> list[msgspec.Raw]:
         rows: list[msgspec.Raw] = await self._read(
@@ -377,7 +431,8 @@ class MidjourneySession(SubmitEndpoints):
         are left out.
         """
         wanted = list(dict.fromkeys(str(i) for i in ids))
-        found = await self._reader.read_many(wanted)
+        with call_options(self._options):
+            found = await self._reader.read_many(wanted)
         return [found[i] for i in wanted if i in found]
 
     async def image_seed(self, task_id: str) -> str:
@@ -396,7 +451,8 @@ class MidjourneySession(SubmitEndpoints):
             if resp.status >= 400:
                 raise status_error(resp, f"cancel {task_id}")
 
-        await self._transport.call(req, parse)
+        with call_options(self._options):
+            await self._transport.call(req, parse)
 
     async def image(self, task_id: str) -> bytes:
         """The image of a task as the relay serves it (new-api's ``/mj/image/{id}``)."""
@@ -530,14 +586,15 @@ class MidjourneySession(SubmitEndpoints):
             self.notify(fresh)
             return fresh
 
-        return await save_task_media(
-            self._transport,
-            snapshot,
-            Path(directory),
-            max_bytes=max_bytes,
-            timeout=timeout,
-            refetch=refetch,
-        )
+        with call_options(self._options):
+            return await save_task_media(
+                self._transport,
+                snapshot,
+                Path(directory),
+                max_bytes=max_bytes,
+                timeout=timeout,
+                refetch=refetch,
+            )
 
     async def split_grid(
         self,
@@ -558,9 +615,16 @@ class MidjourneySession(SubmitEndpoints):
         snapshot = task if isinstance(task, Task) else await task.wait()
         if not snapshot.image_url:
             raise InvalidRequestError(f"task {snapshot.id} has no image to split", code=None)
-        data = await fetch_bytes(
-            self._transport, snapshot.image_url, max_bytes=max_bytes, timeout=timeout
-        )
+        with call_options(self._options):
+            data = await fetch_bytes(
+                self._transport, snapshot.image_url, max_bytes=max_bytes, timeout=timeout
+            )
         return await anyio.to_thread.run_sync(
             write_tiles, data, Path(directory), safe_name(snapshot.id)
         )
+
+
+def _merge_headers(extra: dict[str, str], auth: dict[str, str]) -> dict[str, str]:
+    """``extra`` with the auth headers on top (names compared without case)."""
+    taken = {name.lower() for name in auth}
+    return {**{k: v for k, v in extra.items() if k.lower() not in taken}, **auth}

@@ -112,7 +112,7 @@ class Submitter:
         if slots is not None:
             slot = slots.take(continues) if continues else None
             if slot is None:
-                slot = await slots.acquire(self.transport.timeout)
+                slot = await slots.acquire(self.transport.request_timeout)
         intent: str | None = None
         try:
             if self.journal is not None and self.journal.keeps_intents:
@@ -158,7 +158,7 @@ class Submitter:
         """``call``, sent again while the server still refuses a press on a task this
         session saw finish (the save race above)."""
         parent = _parent_of(op, body)
-        delays = iter(_RACE_DELAYS if parent and self.transport.retry.max_tries > 1 else ())
+        delays = iter(_RACE_DELAYS if parent and self.transport.policy.max_tries > 1 else ())
         while True:
             try:
                 return await self.call(op, body, extra)

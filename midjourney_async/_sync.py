@@ -18,6 +18,7 @@ from typing import Any, Concatenate, Generic, Literal, ParamSpec, TypeVar, overl
 
 from ._errors import MidjourneyError
 from ._handle import TaskHandle
+from ._http import RetryPolicy
 from ._models import Task
 from ._session import MidjourneySession
 from ._tracker import TrackerStats
@@ -261,9 +262,29 @@ class Midjourney(_Bound[MidjourneySession]):
             self._loop.stop()
             raise
         self._finalizer = weakref.finalize(self, _shutdown, self._loop, self._target)
+        self._origin: Midjourney | None = None
 
     def __repr__(self) -> str:
         return f"Midjourney({self._target!r})"
+
+    def with_options(
+        self, *, timeout: float | None = None, retry: RetryPolicy | None = None
+    ) -> Midjourney:
+        """A view of this client whose calls use another ``timeout`` or ``retry``
+        (see :meth:`MidjourneySession.with_options`); it shares the thread, the
+        session and its tasks. Closing a view closes the client.
+
+        Example::
+
+            mj.with_options(retry=RetryPolicy.never()).fetch(task_id)
+        """
+        view = object.__new__(Midjourney)
+        view._loop = self._loop
+        view._target = self._target.with_options(timeout=timeout, retry=retry)
+        view._finalizer = self._finalizer
+        # The client must outlive its views: its finalizer closes the shared session.
+        view._origin = self
+        return view
 
     def _handle(self, handle: TaskHandle) -> SyncTaskHandle:
         return SyncTaskHandle(self, handle)

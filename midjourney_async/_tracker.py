@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
+import math
 import time
 from collections.abc import Iterable
 
 from ._errors import (
     AuthenticationError,
     MidjourneyError,
+    NotMidjourneyAPI,
     PermissionDeniedError,
     RateLimitError,
     TaskNotFound,
@@ -36,6 +39,10 @@ __all__ = ["Tracker", "TrackerStats"]
 
 logger = logging.getLogger("midjourney_async")
 
+# Answers in a row from a server that is no midjourney-proxy API (a web page, another
+# JSON API) after which the waits end with that error: one may be a passing glitch
+# (a captive portal, a misrouted request), several mean a wrong base URL.
+FOREIGN_ANSWERS_BEFORE_FAILING = 3
 _QUEUED = frozenset({TaskStatus.NOT_START, TaskStatus.SUBMITTED})
 # The longest a Retry-After may pause the poller, as the transport caps its own.
 MAX_PAUSE = 60.0
@@ -64,6 +71,7 @@ class Tracker:
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._penalty = 1.0
+        self._foreign = 0
         self._pause_until = 0.0
         self._closed = False
         # One set of counters, kept live by the table, the reader and the poller.
@@ -71,6 +79,9 @@ class Tracker:
         reader.stats = table.stats
         # When running waits end: a pause never runs past the nearest one.
         self._ends: dict[object, float] = {}
+        # No watched task is due before this (a lower bound: the sweep then finds
+        # nothing due and works it out again).
+        self._soonest = 0.0
         # The last list row of each watched task, by its hash.
         self._rows: dict[int, TaskState] = {}
         table.observers.append(self._settled)
@@ -112,6 +123,7 @@ class Tracker:
         # Listed even while closed: restart() polls it then, so a slot riding on it
         # is not lost with the state.
         self._watched[st.id] = st
+        self._soonest = min(self._soonest, st.due)
         if not self._closed:
             self._ensure_running()
             self._wakeup.set()
@@ -140,6 +152,7 @@ class Tracker:
         # The row that brought the MODAL snapshot is stale now, not "unchanged".
         self._forget_row(st)
         st.due = time.monotonic()
+        self._soonest = min(self._soonest, st.due)
         if st.waiters or st.holds:
             self._enlist(st)
 
@@ -147,6 +160,7 @@ class Tracker:
         """Ask about ``st`` on the next tick rather than after a full interval."""
         if st.task is None:
             st.due = 0.0
+            self._soonest = 0.0
 
     def expect(self, waiter: object, end: float) -> None:
         """``waiter`` gives up at ``end`` (monotonic): poll once before it, pause or not."""
@@ -182,8 +196,13 @@ class Tracker:
 
     def _ensure_running(self) -> None:
         if self._loop_task is None or self._loop_task.done():
-            self._loop_task = asyncio.get_running_loop().create_task(
-                self._run(), name="midjourney_async-tracker"
+            # Started in a blank context: the poller serves every caller, so the
+            # per-call options of a view (with_options) that happened to start it
+            # must not stick to it.
+            self._loop_task = contextvars.Context().run(
+                asyncio.get_running_loop().create_task,
+                self._run(),
+                name="midjourney_async-tracker",
             )
 
     @property
@@ -213,11 +232,10 @@ class Tracker:
         if self._watched:
             self._ensure_running()
 
-    def _next_interval(self, st: TaskState) -> float:
+    def _intervals(self) -> tuple[float, float]:
+        """The next interval of a running task and of a queued one (asked less often)."""
         base = self.interval * self._penalty
-        if st.task is None or st.task.status in _QUEUED:
-            base *= self.queued_factor
-        return min(base, self.max_interval)
+        return min(base, self.max_interval), min(base * self.queued_factor, self.max_interval)
 
     async def _run(self) -> None:
         while not self._closed:
@@ -226,7 +244,7 @@ class Tracker:
                 await self._wakeup.wait()
                 continue
             now = time.monotonic()
-            wait = max(self._pause_until - now, min(st.due for st in self._watched.values()) - now)
+            wait = max(self._pause_until - now, self._soonest - now)
             if wait > 0:
                 self._wakeup.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -249,15 +267,25 @@ class Tracker:
         # ms apart then share one sweep (and one list request per chunk) from
         # here on, instead of each costing a request of its own.
         horizon = now + self.interval * self._penalty * 0.5
-        due = [st for st in self._watched.values() if st.due <= horizon]
-        if not due or not any(st.due <= now for st in due):
+        due: list[TaskState] = []
+        later = math.inf  # the soonest due time of the tasks left for another sweep
+        for st in self._watched.values():
+            if st.due <= horizon:
+                due.append(st)
+            elif st.due < later:
+                later = st.due
+        if not any(st.due <= now for st in due):
+            self._soonest = min([later, *(st.due for st in due)])
             return
         stats = self._stats
         stats.ticks += 1
         stats.ids_per_tick.append(len(due))
         del stats.ids_per_tick[:-100]
+        running, queued = self._intervals()
         for st in due:
-            st.due = now + self._next_interval(st)
+            task = st.task
+            st.due = now + (queued if task is None or task.status in _QUEUED else running)
+        self._soonest = min(later, now + running)
         fallback: list[TaskState] = []
         if self.reader.lists:
             by_id = {st.id: st for st in due}
@@ -282,6 +310,7 @@ class Tracker:
         if chunk.fetch_all:
             return states
         self._penalty = max(1.0, self._penalty / 2)
+        self._foreign = 0
         pending = {st.id: st for st in states}
         known = self._rows
         table = self.table
@@ -347,6 +376,7 @@ class Tracker:
         except MidjourneyError as exc:
             self._on_error(exc, [st])
             return
+        self._foreign = 0
         self.table.update(st, task)
 
     async def _list_one(self, st: TaskState) -> bool:
@@ -379,6 +409,13 @@ class Tracker:
             for st in states:
                 self.table.fail(st, exc)
             return
+        if isinstance(exc, NotMidjourneyAPI):
+            self._foreign += 1
+            if self._foreign >= FOREIGN_ANSWERS_BEFORE_FAILING:
+                logger.warning("%s; ending the waits on %d task(s)", exc, len(states))
+                for st in states:
+                    self.table.fail(st, exc)
+                return
         stats = self._stats
         stats.errors += 1
         stats.last_error = str(exc)

@@ -10,10 +10,13 @@ what an answer means and which failures may be retried live in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl as _ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import aiohttp
@@ -32,6 +35,7 @@ from ._errors import (
 from ._guard import AddressGuard, RefusedAddress
 from ._http import (
     REDIRECTS,
+    CallOptions,
     HttpRequest,
     HttpResponse,
     RetryPolicy,
@@ -50,6 +54,7 @@ __all__ = [
     "HttpResponse",
     "RetryPolicy",
     "Transport",
+    "call_options",
     "parse_retry_after",
     "retryable",
     "status_error",
@@ -73,6 +78,32 @@ _CONNECT_TIMEOUT: type[Exception] = getattr(
 
 T = TypeVar("T")
 
+# urllib's NO_PROXY matcher (the one aiohttp's trust_env uses); typeshed omits it.
+_bypass: Callable[[str, dict[str, str]], bool] = (
+    urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+)
+
+# The options of the view (``session.with_options(...)``) whose call runs in this
+# context. A context variable reaches every request the call makes, down through
+# the submit path and the reader, while the shared poller (its own task, started
+# outside any view) keeps the session's settings.
+_CALL_OPTIONS: ContextVar[CallOptions | None] = ContextVar(
+    "midjourney_async_call_options", default=None
+)
+
+
+@contextlib.contextmanager
+def call_options(options: CallOptions | None) -> Iterator[None]:
+    """Run the block with ``options`` over the session's timeout and retry policy."""
+    if options is None:
+        yield
+        return
+    token = _CALL_OPTIONS.set(options.over(_CALL_OPTIONS.get()))
+    try:
+        yield
+    finally:
+        _CALL_OPTIONS.reset(token)
+
 #: What a download consumer gets: the final URL, the headers and the body in chunks.
 Consume = Callable[[str, Mapping[str, str], "int | None", AsyncIterator[bytes]], Awaitable[T]]
 
@@ -85,12 +116,17 @@ class _GuardedResolver(aiohttp.abc.AbstractResolver):
     aiohttp then connects to, leaves no gap for DNS to change its answer.
     """
 
-    def __init__(self, guard: AddressGuard) -> None:
+    def __init__(self, guard: AddressGuard, proxy_hosts: Callable[[], set[str]]) -> None:
         self._guard = guard
+        self._proxy_hosts = proxy_hosts
         self._inner = aiohttp.DefaultResolver()
 
     async def resolve(self, host: str, port: int = 0, family: Any = 0) -> list[Any]:
         found = await self._inner.resolve(host, port, family)
+        if host.lower() in self._proxy_hosts():
+            # The user's own proxy (often on this machine or the LAN); the download
+            # target behind it is still checked by its literal address.
+            return found
         refusal = self._guard.host_refusal(host, port, [str(r["host"]) for r in found])
         if refusal:
             raise RefusedAddress(refusal)
@@ -117,6 +153,12 @@ class Transport:
     (``"10.0.0.0/8"``, ``"192.168.1.7"``) that downloads may reach although
     they are loopback, link-local or private; the base URL's own origin is
     always allowed.
+
+    ``proxy`` sends every request (API and downloads) through that HTTP
+    proxy; without it, ``trust_env`` reads ``HTTP_PROXY``, ``HTTPS_PROXY``,
+    ``ALL_PROXY`` and ``NO_PROXY`` when the session opens, as requests and
+    httpx do. ``headers`` go
+    to the base URL's server only, never to other hosts.
     """
 
     def __init__(
@@ -131,6 +173,8 @@ class Transport:
         max_connections: int = 100,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         download_allow: Iterable[str] | None = None,
+        proxy: str | None = None,
+        trust_env: bool = True,
     ) -> None:
         if max_response_bytes < 1:
             raise ConfigurationError("max_response_bytes must be at least 1")
@@ -141,12 +185,22 @@ class Transport:
         }
         # The provider's session carries the credentials as default headers (no
         # per-request merge on the hot path); image hosts get a session without them.
-        self._headers = {**self._plain_headers, **headers}
+        given = {name.lower() for name in headers}
+        self._headers = {
+            **{k: v for k, v in self._plain_headers.items() if k.lower() not in given},
+            **headers,
+        }
+        self._proxy = proxy
+        self._proxy_password = yarl.URL(proxy).password if proxy else None
+        self._trust_env = trust_env
+        self._env_proxies: dict[str, str] = {}
+        self._proxy_cache: dict[tuple[str, str], str | None] = {}
         self._key = api_key or ""
         self.timeout = timeout
         self.retry = retry
         self.max_response_bytes = max_response_bytes
-        self._origin = _origin(yarl.URL(self.base_url))
+        self._base = yarl.URL(self.base_url)
+        self._origin = _origin(self._base)
         self.guard = AddressGuard(download_allow or (), base=self._origin[1:])
         self._ssl: _ssl.SSLContext | bool = True if ssl is None else ssl
         self._max_connections = max_connections
@@ -157,12 +211,53 @@ class Transport:
     def __repr__(self) -> str:
         return f"Transport({self.base_url!r})"
 
+    @property
+    def request_timeout(self) -> float:
+        """The per-request timeout in force: a view's, or the session's."""
+        options = _CALL_OPTIONS.get()
+        return options.timeout if options is not None and options.timeout else self.timeout
+
+    @property
+    def policy(self) -> RetryPolicy:
+        """The retry policy in force: a view's, or the session's."""
+        options = _CALL_OPTIONS.get()
+        return options.retry if options is not None and options.retry else self.retry
+
     def redact(self, text: str) -> str:
         """Remove the API key from ``text``."""
         key = self._key
         if key and len(key) >= 4 and key in text:
             text = text.replace(key, "***")
+        secret = self._proxy_password
+        if secret and secret in text:
+            text = text.replace(secret, "***")
+        for url in self._env_proxies.values():
+            if "@" in url and "://" in url:
+                password = yarl.URL(url).password
+                if password and password in text:
+                    text = text.replace(password, "***")
         return text
+
+    def _proxy_hosts(self) -> set[str]:
+        """The hosts of the proxies in use: the resolver must let them through."""
+        urls = [self._proxy] if self._proxy else list(self._env_proxies.values())
+        return {(yarl.URL(u).host or "").lower() for u in urls if "://" in u}
+
+    def _proxy_for(self, url: yarl.URL) -> str | None:
+        """The proxy for ``url``: ``proxy=``, else the environment's unless ``NO_PROXY``
+        names the host (urllib's rules, which aiohttp's own ``trust_env`` uses)."""
+        if self._proxy is not None:
+            return self._proxy
+        if not self._env_proxies:
+            return None
+        key = (url.scheme, url.host or "")
+        if key not in self._proxy_cache:
+            env = self._env_proxies
+            proxy = env.get(url.scheme) or env.get("all")
+            if proxy and _bypass(key[1], env):
+                proxy = None
+            self._proxy_cache[key] = proxy
+        return self._proxy_cache[key]
 
     async def open(self) -> None:
         """Create the connection pool (idempotent)."""
@@ -170,6 +265,13 @@ class Transport:
             # The connector itself is unbounded: the slots below are the limit, so
             # that waiting for a connection happens before the request's clock starts.
             self._slots = asyncio.Semaphore(self._max_connections)
+            # Read here, not by aiohttp's trust_env: that also reads ~/.netrc on every
+            # request (in a thread) and lets a netrc entry replace the provider's key.
+            env = urllib.request.getproxies_environment() if self._trust_env else {}
+            self._env_proxies = {k: v for k, v in env.items() if k != "no" and v}
+            if env.get("no"):
+                self._env_proxies["no"] = env["no"]
+            self._proxy_cache.clear()
             connector = aiohttp.TCPConnector(limit=0, ssl=self._ssl)
             self._client = aiohttp.ClientSession(
                 connector=connector,
@@ -204,10 +306,12 @@ class Transport:
             # Its own connector: the resolver refuses private addresses, which the
             # provider's own connector must not (its base URL may be one).
             connector = aiohttp.TCPConnector(
-                limit=0, ssl=self._ssl, resolver=_GuardedResolver(self.guard)
+                limit=0, ssl=self._ssl, resolver=_GuardedResolver(self.guard, self._proxy_hosts)
             )
             self._anonymous = aiohttp.ClientSession(
-                connector=connector, headers=self._plain_headers, timeout=client.timeout
+                connector=connector,
+                headers=self._plain_headers,
+                timeout=client.timeout,
             )
         return self._anonymous
 
@@ -226,7 +330,8 @@ class Transport:
         then decides from that error whether to try again. Whatever the
         policy, a submit that may have reached the server is never sent again.
         """
-        policy = retry or self.retry
+        options = _CALL_OPTIONS.get()
+        policy = (options.retry if options is not None else None) or retry or self.retry
         started = time.monotonic()
         waits = None
         attempt = 0
@@ -263,7 +368,7 @@ class Transport:
         # second), so a slow last try cannot run a whole timeout past it. A submit
         # keeps its full timeout: cut short, it could be accepted while we report
         # a failure.
-        left = self.timeout
+        left = self.request_timeout
         if attempt > 1 and req.kind == "read":
             left = max(deadline - time.monotonic(), _MIN_READ_TIMEOUT)
         resp = await self.send(req, attempt, timeout=left)
@@ -314,9 +419,13 @@ class Transport:
         """
         url = self.base_url + req.path
         kwargs: dict[str, Any] = {}
-        limit = self.timeout
-        if timeout is not None and timeout < self.timeout:
+        proxy = self._proxy_for(self._base) if self._proxy or self._env_proxies else None
+        if proxy:
+            kwargs["proxy"] = proxy
+        limit = self.request_timeout
+        if timeout is not None and timeout < limit:
             limit = timeout
+        if limit != self.timeout:
             kwargs["timeout"] = aiohttp.ClientTimeout(total=limit, sock_connect=min(limit, 10.0))
         if req.json is not None:
             kwargs["data"] = aiohttp.payload.BytesPayload(req.json, content_type=_JSON)
@@ -346,7 +455,7 @@ class Transport:
                         (time.perf_counter() - started) * 1000,
                         attempt,
                     )
-                return HttpResponse(status, body, headers, self.redact)
+                return HttpResponse(status, body, headers, self.redact, self.redact(url))
             location = self.redact(headers.get("Location", ""))
             error = HTTPStatusError(
                 f"{req.method} {req.path}: the server redirects to {location or 'elsewhere'}; "
@@ -427,17 +536,19 @@ class Transport:
         is on the base URL's origin or in ``download_allow``.
         """
         absolute = self._url(url if "://" in url else self.base_url + url)
-        limit = timeout or self.timeout
+        limit = timeout or self.request_timeout
         # Left out when no timeout is given: aiohttp reads None as "no timeout at
         # all", which would drop the session's own.
         extra: dict[str, Any] = {"timeout": aiohttp.ClientTimeout(total=timeout)} if timeout else {}
+
         await self._slot(limit, "GET", self.redact(str(absolute)))
         error: MidjourneyError
         try:
             for _ in range(_MAX_REDIRECTS + 1):
                 self._check_address(absolute)
+                proxy = self._proxy_for(absolute)
                 async with self._client_for(absolute).get(
-                    absolute, allow_redirects=False, **extra
+                    absolute, allow_redirects=False, proxy=proxy, **extra
                 ) as resp:
                     location = resp.headers.get("Location")
                     if resp.status in REDIRECTS and location:

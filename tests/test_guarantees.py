@@ -171,7 +171,8 @@ async def test_list_failing_with_any_error_falls_back_to_fetch(server: Recording
     async with MidjourneySession(server.url, KEY, **FAST) as mj:
         task = await (await mj.imagine("x")).wait(timeout=5)
     assert task.status is TaskStatus.SUCCESS
-    assert len(server.calls("POST", "/mj/task/list-by-condition")) == 3
+    # A web server's 405 page says at once that the route is missing.
+    assert len(server.calls("POST", "/mj/task/list-by-condition")) == 1
 
 
 async def test_wait_on_a_session_never_opened_says_so_at_once() -> None:

@@ -10,6 +10,7 @@ import msgspec
 from .._errors import (
     BannedPromptError,
     InvalidRequestError,
+    NotMidjourneyAPI,
     QueueFullError,
     QuotaExceeded,
     RemixDisabled,
@@ -49,6 +50,48 @@ _USER_CAP_WORDS = ("并发数已达上限", "队列数已达上限")
 _QUOTA_WORDS = ("今日绘图次数已达上限", "总绘图次数已达上限", "绘图次数已达上限")
 _REMIX_OFF_WORDS = ("不支持 remix", "不支持remix")
 _STATE_TOO_LONG_WORDS = ("state参数过长",)
+
+
+# Keys of every midjourney-proxy answer shape (task, submit answer, trueai's and
+# new-api's refusals): a JSON object with none of them comes from another API.
+_PROXY_KEYS = frozenset({"id", "code", "success", "description", "result", "status", "error"})
+
+
+def is_foreign_json(obj: Any) -> bool:
+    """Whether decoded JSON is no shape a midjourney-proxy server answers with."""
+    if isinstance(obj, dict):
+        return bool(obj) and not (_PROXY_KEYS & obj.keys())
+    return not isinstance(obj, list) and obj is not None
+
+
+def foreign(resp: HttpResponse, what: str, *, submit: bool = False) -> NotMidjourneyAPI:
+    """The one-line error for an answer from a server that is no midjourney-proxy API.
+
+    For a submit answered with success, the text keeps the warning that a
+    server behind the page may have taken it (the submit is not sent again).
+    """
+    ctype = resp.content_type or "no content type"
+    where = f" from {resp.url}" if resp.url else ""
+    caution = (
+        " (if it reached a server, it may have accepted the task: look for it before "
+        "submitting again)"
+        if submit and resp.status < 400
+        else ""
+    )
+    return NotMidjourneyAPI(
+        f"{what}: the answer is not a midjourney-proxy API (HTTP {resp.status}, {ctype}, "
+        f"{len(resp.body)} bytes{where}); check base_url, provider and mode{caution}",
+        status=resp.status,
+        body=resp.text(),
+        content_type=resp.content_type,
+        url=resp.url,
+    )
+
+
+def is_foreign_page(resp: HttpResponse) -> bool:
+    """A web page where an API answer belongs: any status but those with their own
+    meaning (401, 403, 429 and 5xx keep their errors and retry rules)."""
+    return resp.is_html and resp.status not in (401, 403, 429) and resp.status < 500
 
 
 def is_queue_full_text(text: str) -> bool:

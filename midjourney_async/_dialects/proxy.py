@@ -28,7 +28,15 @@ from .._errors import (
 )
 from .._http import HttpRequest, HttpResponse, status_error
 from .._models import Button, SubmitResult, Task
-from ._base import ACCEPTED_CODES, Dialect, as_int, rejection
+from ._base import (
+    ACCEPTED_CODES,
+    Dialect,
+    as_int,
+    foreign,
+    is_foreign_json,
+    is_foreign_page,
+    rejection,
+)
 from ._json import decode_any, encode, is_empty, snippet, to_epoch_ms, too_deep
 
 __all__ = ["ProxyDialect", "decode_task", "decode_task_list", "task_from_obj"]
@@ -306,6 +314,12 @@ def _refused_read(resp: HttpResponse, what: str) -> MidjourneyError:
     """For a read whose body is not a task: trueai's refusal shape, else the decode error."""
     refused = _refusal(resp)
     if refused is None:
+        try:
+            obj = decode_any(resp.body)
+        except DecodeError:
+            obj = None
+        if is_foreign_json(obj):
+            return foreign(resp, what)
         return DecodeError(f"{what}: the answer is not a task: {resp.text()}", body=resp.text())
     return HTTPStatusError(
         f"{what}: the server refused: {refused[1] or 'no message'}",
@@ -340,6 +354,8 @@ class ProxyDialect(Dialect):
 
     def parse_submit(self, op: str, resp: HttpResponse) -> SubmitResult:
         status = resp.status
+        if is_foreign_page(resp):
+            raise foreign(resp, op, submit=True)
         if status >= 400:
             refused = _relay_refusal(op, resp)
             if refused is not None:
@@ -357,6 +373,8 @@ class ProxyDialect(Dialect):
                 body=resp.text(),
             ) from None
         if not isinstance(obj, dict):
+            if obj is not None:
+                raise foreign(resp, op, submit=True)
             if status >= 400:
                 raise status_error(resp, op)
             raise DecodeError(
@@ -369,6 +387,8 @@ class ProxyDialect(Dialect):
             message = str(obj.get("message") or obj.get("description") or "")
             raise rejection(op, as_int(obj.get("code")), resp.redact(message), status=status)
         if "code" not in obj:
+            if is_foreign_json(obj):
+                raise foreign(resp, op, submit=True)
             if status >= 400:
                 raise status_error(resp, op)
             raise DecodeError(f"{op}: the answer has no code: {resp.text()}", body=resp.text())
@@ -413,6 +433,8 @@ class ProxyDialect(Dialect):
         status = resp.status
         if status == 204:
             raise TaskNotFound(task_id)
+        if is_foreign_page(resp):
+            raise foreign(resp, f"fetch {task_id}")
         if status in (400, 404):
             text = resp.body.decode("utf-8", "replace").lower()
             if any(word in text for word in _NOT_FOUND_WORDS) or _code_of(resp.body) == 3:
@@ -440,6 +462,8 @@ class ProxyDialect(Dialect):
     def parse_list(self, resp: HttpResponse) -> list[Task]:
         if resp.status == 204:
             return []
+        if is_foreign_page(resp):
+            raise foreign(resp, "list-by-condition")
         if resp.status != 200:
             raise status_error(resp, "list-by-condition")
         try:

@@ -23,10 +23,12 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from midjourney_async import (
+    AuthenticationError,
     DecodeError,
     HTTPStatusError,
     MidjourneyError,
@@ -252,3 +254,45 @@ async def test_chaos_500_tasks(webhooks: bool, caplog: pytest.LogCaptureFixture)
     # No log line of the whole storm carries the key.
     assert all(KEY not in r.getMessage() for r in caplog.records)
     assert len(caplog.records) > 0
+
+
+async def test_chaos_auth_failure_mid_wait_keeps_every_paid_task(tmp_path: Path) -> None:
+    """A key rejected while 100 tasks run ends every wait at once with a typed
+    error, finishes no journal row, and a later session resumes all of them."""
+    journal = tmp_path / "chaos.db"
+    n = 100
+    async with Emulator(speed=50.0, seed=11, api_key=KEY, concurrency=None,
+                        queue_size=None) as emu:
+        emu.rules.never_finish("chaos")
+        async with MidjourneySession(emu.base_url, KEY, journal=journal,
+                                     poll_interval=0.05, not_found_grace=1.0) as mj:
+            handles = await asyncio.gather(*(mj.imagine(f"chaos auth {i}") for i in range(n)))
+            # The key is revoked while every task still runs on the server.
+            emu.faults.add(FaultRule("task/*", "status", status=401))
+            outcomes = await asyncio.gather(
+                *(asyncio.wait_for(h.wait(timeout=30), 10) for h in handles),
+                return_exceptions=True,
+            )
+        emu.faults.clear()
+        async with MidjourneySession(emu.base_url, KEY, journal=journal,
+                                     poll_interval=0.05) as again:
+            resumed = await again.resume()
+    assert all(isinstance(o, AuthenticationError) for o in outcomes), outcomes[:3]
+    assert sorted(h.id for h in resumed) == sorted(h.id for h in handles)
+    assert max(emu.stats.submits_by_prompt.values()) == 1
+
+
+async def test_chaos_a_day_long_retry_after_never_stalls_the_waits() -> None:
+    """list-by-condition answers 429 with Retry-After: 86400: the poller pauses
+    at most until just before the nearest deadline, asks again, and every wait
+    ends with its task instead of timing out with no request sent."""
+    async with Emulator(speed=50.0, seed=5, api_key=KEY, concurrency=None,
+                        queue_size=None) as emu:
+        emu.faults.add(FaultRule("task/list*", "429", times=1, retry_after=86400))
+        async with MidjourneySession(emu.base_url, KEY, poll_interval=0.05,
+                                     retry=RetryPolicy.never()) as mj:
+            handles = await asyncio.gather(*(mj.imagine(f"slow lane {i}") for i in range(50)))
+            tasks = await asyncio.wait_for(mj.wait_all(handles, timeout=3), 6)
+            limited = mj.tracker_stats.rate_limited
+    assert [t.status for t in tasks] == [TaskStatus.SUCCESS] * 50
+    assert limited > 0, "the 429s really happened"
