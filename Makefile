@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 typecheck: $(STAMP)
-	$(PY) -m mypy --strict midjourney_async
+	$(PY) -m mypy --strict midjourney_async tests
 
 test: lint typecheck
 	$(PY) -m pytest

@@ -269,9 +269,10 @@ async def save_url(
         path = directory / (name + ext)
         fd, partial = _create_part(directory, path.name)
         size = len(first)
+        raw = os.fdopen(fd, "wb")
         try:
             # Disk writes go to a worker thread so the poller never stalls on I/O.
-            async with anyio.wrap_file(os.fdopen(fd, "wb")) as out:
+            async with anyio.wrap_file(raw) as out:
                 if size > max_bytes:
                     raise _too_large(final, max_bytes)
                 await out.write(first)
@@ -283,6 +284,9 @@ async def save_url(
             # A rename replaces a symlink planted at the final name, never its target.
             os.replace(partial, path)
         finally:
+            # A task cancelled again while aclose() waits for its worker thread never closes
+            # the file; closing a closed file does nothing.
+            raw.close()
             partial.unlink(missing_ok=True)
         return path, size
 

@@ -156,6 +156,7 @@ PROVIDERS: Mapping[str, Provider] = MappingProxyType({
         ),
     )
 })
+"""Every provider preset by name (read-only): what ``MidjourneySession(provider=...)`` accepts."""
 
 
 def resolve_provider(

@@ -15,6 +15,7 @@ import json
 import struct
 import zlib
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 from multidict import CIMultiDict
+
+from midjourney_async import MidjourneySession
+from midjourney_async.testing import Emulator
 
 SAMPLES = Path(__file__).parent / "samples"
 KEY = "sk-SECRET-4242-zz"
@@ -245,3 +249,8 @@ async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
 # What a user whose images sit on this machine passes as ``download_allow``: test
 # CDNs run on other ports of 127.0.0.1, off the base URL's origin.
 LOCAL_HOSTS = ["127.0.0.0/8", "::1", "localhost"]
+
+
+Emulated = Callable[..., AbstractAsyncContextManager[tuple[Emulator, MidjourneySession]]]
+"""The ``emulated`` fixture of ``conftest.py``:
+``async with emulated(profile, emulator={...}, **session_kwargs) as (emu, mj):``."""

@@ -5,16 +5,24 @@ a fetch that describes another task than the one asked for."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from aiohttp import web
-from mj_support import RecordingServer, Reply, submit_ok, task_json
+from mj_support import (
+    KEY,
+    RecordingServer,
+    Reply,
+    submit_ok,
+    task_json,
+)
 
 from midjourney_async import (
     DecodeError,
+    InvalidRequestError,
     MidjourneySession,
     RetryPolicy,
     TaskStatus,
@@ -28,6 +36,10 @@ LIST = "/mj/task/list-by-condition"
 IMAGINE = "/mj/submit/imagine"
 OMG_QUERY = "/api/v1/ai/draw/mj/query"
 DEPTH = 100_000
+
+
+FAST: dict[str, Any] = {"poll_interval": 0.01, "retry": RetryPolicy.without_waits()}
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 
 def nested(prefix: bytes, suffix: bytes = b"") -> bytes:
@@ -214,3 +226,27 @@ async def test_other_list_answers_to_a_fetch_are_decode_errors(
     mj = await make_session(retry=RetryPolicy.never())
     with pytest.raises(DecodeError):
         await mj.fetch(TID)
+
+
+async def test_video_needs_a_prompt(server: RecordingServer) -> None:
+    async with MidjourneySession(server.url, KEY, **FAST) as mj:
+        with pytest.raises(InvalidRequestError):
+            await mj.video(image=PNG)
+    assert server.requests == []
+
+
+
+async def test_describe_by_link_only_where_the_server_takes_links(
+    server: RecordingServer,
+) -> None:
+    server.add("POST", "/mj/submit/describe", Reply.json({"code": 1, "result": "3"}))
+    link = "http://127.0.0.1:9/cat.png"
+    async with MidjourneySession(server.url, KEY, **FAST) as mj:
+        with pytest.raises(InvalidRequestError):
+            await mj.describe(link)  # novicezk takes base64 only
+        await mj.describe(PNG)
+    async with MidjourneySession(server.url, KEY, provider="trueai", **FAST) as mj:
+        await mj.describe(link)
+    java, trueai = server.calls("POST", "/mj/submit/describe")
+    assert java.json == {"base64": "data:image/png;base64," + base64.b64encode(PNG).decode()}
+    assert trueai.json == {"link": link}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
-from mj_support import mask_png
+from mj_support import KEY, Emulated, RecordingServer, Reply, mask_png
 
 from midjourney_async import (
     ButtonNotFound,
@@ -19,6 +20,11 @@ from midjourney_async import (
     TaskStatus,
 )
 from midjourney_async.testing import Emulator
+
+FAST: dict[str, Any] = {"poll_interval": 0.01, "retry": RetryPolicy.without_waits()}
+DONE = {"id": "1", "status": "SUCCESS", "progress": "100%", "buttons": [
+    {"customId": "MJ::BOOKMARK::h", "emoji": "❤️", "label": ""},
+]}
 
 
 @asynccontextmanager
@@ -137,23 +143,21 @@ async def test_missing_button_lists_what_the_task_has() -> None:
 async def test_bad_button_arguments_send_nothing() -> None:
     async with trueai() as (emu, mj):
         grid = await mj.imagine("a mountain")
-        for call in (
+        calls: tuple[Callable[[], Awaitable[object]], ...] = (
             lambda: grid.upscale(5),
             lambda: grid.variation("medium"),
             lambda: grid.zoom_out(3),
             lambda: grid.pan("sideways"),  # type: ignore[arg-type]
             lambda: grid.vary_region(""),
-        ):
+        )
+        for call in calls:
             with pytest.raises(InvalidRequestError):
                 await call()
         assert emu.stats.requests["submit/action"] == 0
 
 
-async def test_new_api_relay_keeps_inpaint_modal() -> None:
-    async with (
-        Emulator(profile="new-api", relay_refresh_interval=0.01) as emu,
-        MidjourneySession(emu.base_url, emu.api_key, provider="new-api", poll_interval=0.01) as mj,
-    ):
+async def test_new_api_relay_keeps_inpaint_modal(emulated: Emulated) -> None:
+    async with emulated("new-api", emulator={"relay_refresh_interval": 0.01}) as (emu, mj):
         up = await (await mj.imagine("a harbour")).upscale(2)
         region = await up.vary_region(mask_png(), prompt="a sailing ship")
         task = await region.wait(timeout=30)
@@ -162,11 +166,12 @@ async def test_new_api_relay_keeps_inpaint_modal() -> None:
 
 
 @pytest.mark.parametrize("profile", ["trueai", "new-api"])
-async def test_remix_press_with_a_prompt_answers_the_modal_window(profile: str) -> None:
-    async with (
-        Emulator(profile=profile, account_remix=True, relay_refresh_interval=0.01) as emu,
-        MidjourneySession(emu.base_url, emu.api_key, provider=profile, poll_interval=0.01) as mj,
-    ):
+async def test_remix_press_with_a_prompt_answers_the_modal_window(
+    profile: str, emulated: Emulated
+) -> None:
+    async with emulated(
+        profile, emulator={"account_remix": True, "relay_refresh_interval": 0.01}
+    ) as (emu, mj):
         grid = await mj.imagine("a lighthouse")
         child = await grid.variation(2, prompt="a lighthouse in a storm")
         task = await child.wait(timeout=30)
@@ -180,3 +185,15 @@ async def test_remix_press_with_a_prompt_answers_the_modal_window(profile: str) 
     assert [b.get("enableRemix") for b in pressed] == [True, None]
     # trueai says "modal" in the submit code (21); new-api only in the task's status.
     assert emu.stats.submits_by_code[21] == (1 if profile == "trueai" else 0)
+
+
+async def test_task_status_after_a_liked_parent_is_still_success(
+    server: RecordingServer,
+) -> None:
+    server.add("GET", "/mj/task/1/fetch", Reply.json(DONE))
+    server.add("POST", "/mj/submit/action", Reply.json({"code": 1, "result": "1"}))
+    async with MidjourneySession(server.url, KEY, max_in_flight=1, **FAST) as mj:
+        parent = mj.handle("1")
+        await parent.refresh()
+        liked = await parent.press("❤️")
+        assert (await liked.wait(timeout=5)).status is TaskStatus.SUCCESS

@@ -113,7 +113,7 @@ def test_bad_retry_policies_are_refused(fields: dict[str, Any], words: str) -> N
 
 def test_retry_must_be_a_policy() -> None:
     with pytest.raises(ConfigurationError, match="retry must be a RetryPolicy, not dict"):
-        make(retry={"max_tries": 3})  # type: ignore[arg-type]
+        make(retry={"max_tries": 3})
 
 
 def test_good_retry_policies_are_kept() -> None:

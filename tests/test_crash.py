@@ -119,7 +119,7 @@ async def test_sigkill_mid_wait_then_resume_recovers_every_task(tmp_path: Path) 
         assert emu.stats.tasks_created == N
         assert max(emu.stats.submits_by_prompt.values()) == 1
         assert {status for _, _, status in journal_rows(db)} == {"SUCCESS"}
-        assert sorted(state for _, state, _ in journal_rows(db)) == sorted(
+        assert sorted(str(state) for _, state, _ in journal_rows(db)) == sorted(
             f"crash-{i}" for i in range(N)
         )
         # The key never reaches the journal file, the outputs or the error stream.

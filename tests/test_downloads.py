@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from mj_support import KEY, RecordingServer, Reply
+from mj_support import KEY, LOCAL_HOSTS, Emulated, RecordingServer, Reply
 
 from midjourney_async import (
     ConfigurationError,
@@ -26,7 +26,6 @@ from midjourney_async import (
 from midjourney_async._guard import AddressGuard
 from midjourney_async._media import save_task_media
 from midjourney_async._transport import Transport
-from midjourney_async.testing import Emulator
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 JPEG = b"\xff\xd8\xff" + b"j" * 64
@@ -150,11 +149,9 @@ async def test_a_redirect_to_a_private_address_is_refused(
     assert files(tmp_path) == []
 
 
-async def test_links_on_the_base_url_origin_are_fetched(tmp_path: Path) -> None:
+async def test_links_on_the_base_url_origin_are_fetched(tmp_path: Path, emulated: Emulated) -> None:
     # The emulator, like a relay, serves its images on its own origin (127.0.0.1).
-    async with Emulator() as emu, MidjourneySession(
-        emu.base_url, emu.api_key, poll_interval=0.01
-    ) as mj:
+    async with emulated() as (emu, mj):
         task = await (await mj.imagine("a lighthouse")).wait()
         assert task.image_url and task.image_url.startswith(emu.base_url)
         paths = await mj.download(task, tmp_path)
@@ -359,3 +356,40 @@ async def test_a_redirect_to_something_that_is_not_a_url_is_a_typed_refusal(
     with pytest.raises(DownloadRefused, match="not a valid URL"):
         await mj.download(snapshot("/mj/image/7"), tmp_path)
     assert files(tmp_path) == []
+
+
+async def test_redirect_to_another_host_never_carries_the_key(tmp_path: Path) -> None:
+    seen: list[dict[str, str]] = []
+
+    async def grab(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        return web.Response(body=b"\x89PNG\r\n\x1a\n....", content_type="image/png")
+
+    other = web.Application()
+    other.router.add_get("/{p:.*}", grab)
+    cdn = web.AppRunner(other)
+    await cdn.setup()
+    await web.TCPSite(cdn, "127.0.0.1", 0).start()
+    cdn_port = cdn.addresses[0][1]
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"http://localhost:{cdn_port}/cdn/img.png")
+
+    base = web.Application()
+    base.router.add_get("/{p:.*}", redirect)
+    provider = web.AppRunner(base)
+    await provider.setup()
+    await web.TCPSite(provider, "127.0.0.1", 0).start()
+    base_url = f"http://127.0.0.1:{provider.addresses[0][1]}"
+    try:
+        # The CDN is another port on 127.0.0.1.
+        async with MidjourneySession(
+            base_url, KEY, provider="midjourney-proxy", download_allow=LOCAL_HOSTS
+        ) as mj:
+            task = Task(id="1", status="SUCCESS", image_url=f"{base_url}/mj/image/1")
+            [saved] = await mj.download(task, tmp_path)
+        assert saved.read_bytes().startswith(b"\x89PNG")
+        assert seen and all(KEY not in v for h in seen for v in h.values())
+    finally:
+        await provider.cleanup()
+        await cdn.cleanup()

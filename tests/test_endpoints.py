@@ -9,6 +9,7 @@ which must fail before anything is sent.
 from __future__ import annotations
 
 import base64
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -818,7 +819,10 @@ async def test_client_side_validation_sends_nothing(
 async def test_validation_messages_say_nothing_was_sent() -> None:
     mj = MidjourneySession("http://127.0.0.1:9", KEY)  # never opened: nothing can be sent
     messages = []
-    for call in (lambda: mj.imagine(""), lambda: mj.blend([PNG])):
+    calls: tuple[Callable[[], Awaitable[object]], ...] = (
+        lambda: mj.imagine(""), lambda: mj.blend([PNG])
+    )
+    for call in calls:
         with pytest.raises(InvalidRequestError) as info:
             await call()
         messages.append(str(info.value))

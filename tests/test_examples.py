@@ -67,6 +67,8 @@ def served() -> Iterator[dict[str, str]]:
     finally:
         proc.terminate()
         proc.wait(30)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)

@@ -6,20 +6,19 @@ import io
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
+from mj_support import Emulated
 
-from midjourney_async import DecodeError, MidjourneySession
+from midjourney_async import DecodeError
 from midjourney_async._grid import split_grid_bytes
-from midjourney_async.testing import Emulator
 
 Image = pytest.importorskip("PIL.Image")
 
 
-async def test_split_grid_matches_the_upscaled_tiles(tmp_path: Path) -> None:
-    async with Emulator() as emu, MidjourneySession(
-        emu.base_url, emu.api_key, poll_interval=0.01
-    ) as mj:
+async def test_split_grid_matches_the_upscaled_tiles(tmp_path: Path, emulated: Emulated) -> None:
+    async with emulated() as (emu, mj):
         grid = await mj.imagine("four different tiles")
         task = await grid
         actions_before = emu.stats.requests["submit/action"]
@@ -32,7 +31,7 @@ async def test_split_grid_matches_the_upscaled_tiles(tmp_path: Path) -> None:
     images = [Image.open(p).convert("RGB") for p in tiles]
     assert len({img.tobytes() for img in images}) == 4, "the four tiles differ"
     # The emulator's upscale is tile 3 drawn larger: the same palette, unlike the others.
-    def colours(img: Image.Image) -> set[tuple[int, int, int]]:
+    def colours(img: Any) -> set[tuple[int, int, int]]:  # PIL is optional, so untyped here
         return {c for _, c in img.convert("RGB").getcolors(1 << 20)}
 
     with Image.open(u3) as big:

@@ -7,12 +7,13 @@ unlucky or hostile condition and checks the promise a user relies on.
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mj_support import KEY, RecordingServer, Reply, submit_ok, task_json, until
+from mj_support import KEY, Emulated, RecordingServer, Reply, submit_ok, task_json, until
 
 from midjourney_async import (
     AuthenticationError,
@@ -54,7 +55,9 @@ async def test_a_rejected_key_ends_waits_but_keeps_journal_rows(tmp_path: Path) 
     assert [h.id for h in resumed] == [handle.id]
 
 
-async def test_a_journal_that_cannot_write_raises_with_the_handle(tmp_path: Path) -> None:
+async def test_a_journal_that_cannot_write_raises_with_the_handle(
+    tmp_path: Path, emulated: Emulated
+) -> None:
     class Broken(SQLiteJournal):
         def __init__(self, path: Path) -> None:
             super().__init__(path)
@@ -65,9 +68,7 @@ async def test_a_journal_that_cannot_write_raises_with_the_handle(tmp_path: Path
             raise OSError("disk full")
 
     journal = Broken(tmp_path / "j.db")
-    async with Emulator("trueai") as emu, MidjourneySession(
-        emu.base_url, emu.api_key, provider="trueai", journal=journal, **FAST
-    ) as mj:
+    async with emulated("trueai", journal=journal) as (emu, mj):
         with pytest.raises(JournalError) as info:
             await mj.imagine("a fox")
         handle = info.value.handle
@@ -97,10 +98,8 @@ async def test_an_intent_is_written_before_sending(tmp_path: Path) -> None:
     assert made.state == lost[0].state
 
 
-async def test_accepted_submits_complete_their_intent(tmp_path: Path) -> None:
-    async with Emulator("trueai") as emu, MidjourneySession(
-        emu.base_url, emu.api_key, provider="trueai", journal=tmp_path / "j.db", **FAST
-    ) as mj:
+async def test_accepted_submits_complete_their_intent(tmp_path: Path, emulated: Emulated) -> None:
+    async with emulated("trueai", journal=tmp_path / "j.db") as (emu, mj):
         handle = await mj.imagine("kept", state="my-tag")
         assert await mj.unconfirmed_submits() == []
         assert [h.id for h in await mj.resume()] == [handle.id]
@@ -129,10 +128,8 @@ async def test_a_huge_retry_after_does_not_pause_the_poller_past_a_wait(
     assert len(server.calls("POST", "/mj/task/list-by-condition")) == 2
 
 
-async def test_waiting_for_a_slot_is_bounded_and_typed() -> None:
-    async with Emulator("trueai") as emu, MidjourneySession(
-        emu.base_url, emu.api_key, provider="trueai", max_in_flight=1, timeout=0.5, **FAST
-    ) as mj:
+async def test_waiting_for_a_slot_is_bounded_and_typed(emulated: Emulated) -> None:
+    async with emulated("trueai", max_in_flight=1, timeout=0.5) as (emu, mj):
         emu.rules.never_finish("stuck")
         await mj.imagine("stuck")
         with pytest.raises(SlotTimeout) as info:
@@ -141,10 +138,8 @@ async def test_waiting_for_a_slot_is_bounded_and_typed() -> None:
     assert emu.stats.submit_attempts_by_prompt["next"] == 0
 
 
-async def test_a_slot_comes_back_when_its_wait_gave_up() -> None:
-    async with Emulator("trueai") as emu, MidjourneySession(
-        emu.base_url, emu.api_key, provider="trueai", max_in_flight=1, **FAST
-    ) as mj:
+async def test_a_slot_comes_back_when_its_wait_gave_up(emulated: Emulated) -> None:
+    async with emulated("trueai", max_in_flight=1) as (emu, mj):
         emu.rules.never_finish("stuck")
         stuck = await mj.imagine("stuck")
         with pytest.raises(TaskTimeout):
@@ -156,11 +151,10 @@ async def test_a_slot_comes_back_when_its_wait_gave_up() -> None:
         assert not mj._tracker.watching(stuck.id)
 
 
-async def test_an_unwaited_task_gives_its_slot_back_at_the_wait_deadline() -> None:
-    async with Emulator("trueai") as emu, MidjourneySession(
-        emu.base_url, emu.api_key, provider="trueai", max_in_flight=1, wait_timeout=0.3,
-        **FAST,
-    ) as mj:
+async def test_an_unwaited_task_gives_its_slot_back_at_the_wait_deadline(
+    emulated: Emulated,
+) -> None:
+    async with emulated("trueai", max_in_flight=1, wait_timeout=0.3) as (emu, mj):
         emu.rules.never_finish("stuck")
         stuck = await mj.imagine("stuck")
         after = await asyncio.wait_for(mj.imagine("next"), 5)
@@ -190,10 +184,8 @@ async def test_wait_on_a_session_never_opened_says_so_at_once() -> None:
         await asyncio.wait_for(anext(aiter(handle.updates(timeout=30))), 2)
 
 
-async def test_updates_take_a_timeout() -> None:
-    async with Emulator("trueai") as emu, MidjourneySession(
-        emu.base_url, emu.api_key, provider="trueai", **FAST
-    ) as mj:
+async def test_updates_take_a_timeout(emulated: Emulated) -> None:
+    async with emulated("trueai") as (emu, mj):
         emu.rules.never_finish("stuck")
         handle = await mj.imagine("stuck")
         seen = []
@@ -203,6 +195,8 @@ async def test_updates_take_a_timeout() -> None:
     assert seen, "the snapshots before the deadline were yielded"
 
 
+# Only this test's own socket, stranded on its dead first loop, is let through.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_a_session_reused_under_a_second_event_loop_says_so() -> None:
     emu = Emulator("trueai")
     started = threading.Event()
@@ -234,17 +228,19 @@ def test_a_session_reused_under_a_second_event_loop_says_so() -> None:
 
         with pytest.raises(ConfigurationError, match="another event loop"):
             asyncio.run(second())
+        # The session's keep-alive socket belongs to the first loop, which is gone, so it
+        # can only be dropped unclosed: collect it here (see the mark), not in a later test.
+        asyncio.run(mj.close())
+        gc.collect()
     finally:
         stop.set()
         thread.join(10)
 
 
-async def test_a_modal_step_that_timed_out_says_it_may_have_been_sent() -> None:
-    async with Emulator(
-        "new-api", account_remix=True, relay_refresh_interval=0
-    ) as emu, MidjourneySession(
-        emu.base_url, emu.api_key, provider="new-api", timeout=0.3, **FAST
-    ) as mj:
+async def test_a_modal_step_that_timed_out_says_it_may_have_been_sent(emulated: Emulated) -> None:
+    async with emulated(
+        "new-api", emulator={"account_remix": True, "relay_refresh_interval": 0}, timeout=0.3
+    ) as (emu, mj):
         child = await (await mj.imagine("grid")).variation(1, prompt="grid remixed")
         emu.faults.add(FaultRule("submit/modal", "latency", latency=2.0, times=1))
         with pytest.raises(RequestTimeout) as info:

@@ -16,6 +16,7 @@ import math
 import shutil
 import ssl
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import aiohttp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mj_support import KEY, LOCAL_HOSTS, RecordingServer, Reply, sample_bytes
+from mj_support import KEY, LOCAL_HOSTS, Emulated, RecordingServer, Reply, sample_bytes
 
 from midjourney_async import (
     ConnectError,
@@ -153,7 +154,7 @@ def test_pure_decoders_raise_only_decode_error(body: bytes) -> None:
             decode(body)
     for dialect in ("proxy", "ohmygpt"):
         try:
-            task = parse_notification(body, dialect)  # type: ignore[arg-type]
+            task = parse_notification(body, dialect)
         except DecodeError:
             continue
         assert isinstance(task, Task) and isinstance(task.id, str) and task.id
@@ -176,7 +177,7 @@ def test_task_from_obj_raises_only_decode_error(obj: Any) -> None:
 def test_dialect_parsers_raise_only_typed_errors(body: bytes, status: int) -> None:
     resp = response(body, status)
     proxy, omg = ProxyDialect(), OhMyGPTDialect()
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: proxy.parse_submit("imagine", resp),
         lambda: proxy.parse_submit("upload-discord-images", resp),
         lambda: proxy.parse_fetch("1", resp),
@@ -269,12 +270,10 @@ def forged(task_id: str, **extra: Any) -> bytes:
     ).encode()
 
 
-async def test_webhook_guards_reject_without_changing_state() -> None:
+async def test_webhook_guards_reject_without_changing_state(emulated: Emulated) -> None:
     config = WebhookConfig(poll_interval=NEVER, max_body=2048)
     # The emulator's own callbacks are off: every callback the receiver sees is ours.
-    async with Emulator(notify_hook_enabled=False) as emu, MidjourneySession(
-        emu.base_url, emu.api_key, retry=RetryPolicy.without_waits(), webhook=config
-    ) as mj:
+    async with emulated(emulator={"notify_hook_enabled": False}, webhook=config) as (emu, mj):
         emu.rules.never_finish("hold")
         held = await held_task(emu, mj, "hold on")
         before = held.task
@@ -309,11 +308,11 @@ async def test_webhook_guards_reject_without_changing_state() -> None:
         assert mj.handle(before.id).task.progress == "93%"  # type: ignore[union-attr]
 
 
-async def test_webhook_flood_of_terminal_claims_is_bounded() -> None:
+async def test_webhook_flood_of_terminal_claims_is_bounded(emulated: Emulated) -> None:
     config = WebhookConfig(poll_interval=NEVER, max_pending_confirms=3)
-    async with Emulator(concurrency=None, queue_size=None) as emu, MidjourneySession(
-        emu.base_url, emu.api_key, retry=RetryPolicy.without_waits(), webhook=config
-    ) as mj:
+    async with emulated(
+        emulator={"concurrency": None, "queue_size": None}, webhook=config
+    ) as (emu, mj):
         emu.rules.never_finish("flood")
         tasks = [await held_task(emu, mj, f"flood {i}") for i in range(8)]
         # Confirming fetches hang for a while, so confirmations pile up.
@@ -333,11 +332,8 @@ async def test_webhook_flood_of_terminal_claims_is_bounded() -> None:
             assert current is not None and current.status is not TaskStatus.SUCCESS
 
 
-async def test_forged_terminal_callback_is_confirmed_not_trusted() -> None:
-    async with Emulator() as emu, MidjourneySession(
-        emu.base_url, emu.api_key, retry=RetryPolicy.without_waits(),
-        webhook=WebhookConfig(poll_interval=NEVER),
-    ) as mj:
+async def test_forged_terminal_callback_is_confirmed_not_trusted(emulated: Emulated) -> None:
+    async with emulated(webhook=WebhookConfig(poll_interval=NEVER)) as (emu, mj):
         emu.rules.never_finish("confirm")
         task = await held_task(emu, mj, "confirm me")
         url = mj.webhook_url

@@ -7,6 +7,7 @@ resuming after a crash would read them.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import sqlite3
@@ -16,17 +17,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mj_support import Emulated, until
 
 from midjourney_async import (
+    ConfigurationError,
     JournalError,
     MidjourneySession,
     RetryPolicy,
     TaskFailed,
     TaskNotFound,
     TaskStatus,
+    WebhookConfig,
 )
 from midjourney_async._journal import Journal, JournalEntry, SQLiteJournal
 from midjourney_async.testing import Emulator
+
+FAST: dict[str, Any] = {"poll_interval": 0.01, "retry": RetryPolicy.without_waits()}
 
 
 def rows(path: Path) -> list[dict[str, Any]]:
@@ -197,7 +203,6 @@ async def test_a_failing_journal_never_loses_the_handle(
 
 
 async def test_resume_needs_a_journal() -> None:
-    from midjourney_async import ConfigurationError
 
     async with Emulator() as emu, session(emu, None) as mj:
         with pytest.raises(ConfigurationError):
@@ -271,3 +276,21 @@ async def test_cancel_during_the_journal_write_keeps_the_in_flight_slot_moving()
         # The first task ends on the server and gives its slot back: the next submit runs.
         second = await asyncio.wait_for(mj.imagine("next in line"), 10)
         assert (await second.wait(timeout=10)).status is TaskStatus.SUCCESS
+
+
+async def test_a_webhook_ends_the_journal_entry_of_a_dropped_handle(
+    tmp_path: Path, emulated: Emulated
+) -> None:
+    config = WebhookConfig(poll_interval=3600)
+    async with emulated("trueai", webhook=config, journal=tmp_path / "j.db") as (emu, mj):
+        await mj.imagine("dropped handle")
+        gc.collect()
+        await emu.complete_all()
+        assert mj.journal is not None
+        journal = mj.journal
+        await until(lambda: mj._webhook is not None and mj._webhook.stats.confirms >= 1)
+        for _ in range(200):
+            if not await journal.unfinished():
+                break
+            await asyncio.sleep(0.01)
+        assert await journal.unfinished() == []

@@ -8,9 +8,19 @@ import json
 from typing import Any
 
 import pytest
-from mj_support import sample, sample_bytes
+from mj_support import (
+    sample,
+    sample_bytes,
+)
 
-from midjourney_async import DecodeError, Task, TaskAction, TaskStatus, parse_notification
+from midjourney_async import (
+    DecodeError,
+    RetryPolicy,
+    Task,
+    TaskAction,
+    TaskStatus,
+    parse_notification,
+)
 from midjourney_async._dialects import OhMyGPTDialect, ProxyDialect
 from midjourney_async._dialects._json import to_epoch_ms
 from midjourney_async._dialects.proxy import decode_task, decode_task_list
@@ -18,6 +28,9 @@ from midjourney_async._http import HttpResponse
 from midjourney_async._models import parse_percent
 
 GRID_LABELS = ["U1", "U2", "U3", "U4", "", "V1", "V2", "V3", "V4"]
+
+
+FAST: dict[str, Any] = {"poll_interval": 0.01, "retry": RetryPolicy.without_waits()}
 
 
 def _resp(body: bytes, status: int = 200) -> HttpResponse:
@@ -418,3 +431,14 @@ def test_to_dict_is_plain_snake_case() -> None:
         "emoji": "",
     }
     json.dumps(data)  # serialisable as is
+
+
+def test_go_zero_times_read_as_no_time() -> None:
+    body = {"id": "1", "status": "IN_PROGRESS", "submitTime": 1730621826053,
+            "startTime": 0, "finishTime": 0}
+    fast = decode_task(json.dumps(body).encode())
+    slow = decode_task(json.dumps({**body, "id": 1}).encode())  # the tolerant path
+    for task in (fast, slow):
+        assert task is not None
+        assert task.submit_time == 1730621826053
+        assert task.start_time is None and task.finish_time is None

@@ -101,8 +101,8 @@ def test_the_sdist_carries_its_tests_and_license(tmp_path: Path) -> None:
         "tests/mj_support.py",
         "tests/emu_thread.py",
         "tests/samples/proxy-fetch-imagine-success.json",
-        "tests/emulator/conftest.py",
-        "tests/emulator/emu_support.py",
+        "tests/emu_support.py",
+        "tests/emulator/test_emu_main.py",
         "tests/chaos/test_chaos.py",
         "examples/_common.py",
     ):

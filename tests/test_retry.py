@@ -13,7 +13,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from mj_support import RecordingServer, Reply, submit_ok, task_json
+from mj_support import (
+    KEY,
+    RecordingServer,
+    Reply,
+    submit_ok,
+    task_json,
+)
 
 from midjourney_async import (
     AuthenticationError,
@@ -33,7 +39,8 @@ from midjourney_async import (
     TransportError,
 )
 from midjourney_async import _transport as transport_module
-from midjourney_async._transport import _delays, parse_retry_after, retryable
+from midjourney_async._http import delays as _delays
+from midjourney_async._transport import parse_retry_after, retryable
 
 TID = "1730621826053455"
 FETCH = f"/mj/task/{TID}/fetch"
@@ -474,3 +481,32 @@ async def test_the_request_timeout_starts_when_the_request_is_sent(tmp_path: Pat
             assert handle.id == "777"
             await held
         assert srv.submits == 1
+
+
+async def test_a_retry_never_runs_a_whole_request_timeout_past_max_time(
+    server: RecordingServer,
+) -> None:
+    server.add("GET", "/mj/task/1/fetch", Reply(status=503), Reply(hang=30))
+    policy = RetryPolicy(max_tries=3, max_time=0.5, wait_scale=0.0)
+    async with MidjourneySession(server.url, KEY, timeout=20, retry=policy) as mj:
+        with pytest.raises(RequestTimeout) as info:
+            await mj.fetch("1")
+    # The retries got what was left of the 0.5 s, not the 20 s request timeout.
+    limit = float(str(info.value).split("no answer within ")[1].split(" s")[0])
+    assert limit <= 1.0  # what was left of max_time, at least a second; not 20 s
+    assert 2 <= len(server.calls("GET", "/mj/task/1/fetch")) <= policy.max_tries
+
+
+
+async def test_a_submit_retried_after_a_long_retry_after_keeps_its_full_timeout(
+    server: RecordingServer,
+) -> None:
+    answer = Reply.json({"code": 1, "result": "42"})
+    answer.hang = 0.2  # the accepted answer takes a moment, as a real one does
+    server.add("POST", "/mj/submit/imagine", Reply(status=429, headers={"Retry-After": "100"}),
+               answer)
+    policy = RetryPolicy(max_tries=3, max_time=0.3)
+    async with MidjourneySession(server.url, KEY, retry=policy) as mj:
+        handle = await mj.imagine("x")
+    assert handle.id == "42"
+    assert len(server.calls("POST", "/mj/submit/imagine")) == 2

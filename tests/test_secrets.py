@@ -7,20 +7,33 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import socket
+import sqlite3
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
-from mj_support import KEY, RecordingServer, Reply, submit_ok, task_json
+from mj_support import (
+    KEY,
+    Emulated,
+    RecordingServer,
+    Reply,
+    submit_ok,
+    task_json,
+)
 
 from midjourney_async import (
+    ConfigurationError,
     MidjourneyError,
     MidjourneySession,
     RetryPolicy,
     TaskTimeout,
     WebhookConfig,
 )
-from midjourney_async.testing import Emulator
+from midjourney_async._journal import JournalEntry, SQLiteJournal
+from midjourney_async.testing import Emulator, FaultRule
 
 TID = "1730621826053455"
 FETCH = f"/mj/task/{TID}/fetch"
@@ -353,11 +366,8 @@ async def test_the_callback_token_echoed_in_a_task_is_redacted(
     assert task.final_prompt == "a cat"  # the rest of the snapshot is untouched
 
 
-async def test_the_receivers_own_token_never_shows_in_a_finished_task() -> None:
-    async with Emulator() as emu, MidjourneySession(
-        emu.base_url, emu.api_key, poll_interval=0.01,
-        webhook=WebhookConfig(host="127.0.0.1", port=0),
-    ) as mj:
+async def test_the_receivers_own_token_never_shows_in_a_finished_task(emulated: Emulated) -> None:
+    async with emulated(webhook=WebhookConfig(host="127.0.0.1", port=0)) as (_emu, mj):
         handle = await mj.imagine("a cat with a callback")
         task = await handle.wait(timeout=30)
     # The emulator echoes the callback URL in properties, as novicezk does; the
@@ -366,3 +376,174 @@ async def test_the_receivers_own_token_never_shows_in_a_finished_task() -> None:
     assert hook.startswith("http://127.0.0.1:") and hook.endswith("/***")
     for shown in (repr(task), json.dumps(task.to_dict())):
         assert "/midjourney/callback/" not in shown
+
+
+async def test_swapped_arguments_do_not_echo_the_key() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        MidjourneySession(KEY, "https://api.example.com")
+    assert KEY not in str(info.value) and KEY not in repr(info.value)
+
+
+# -- journal rows and files, a chaos run, the command line -------------------------
+# These runs use a key of their own, told apart from the one of mj_support.
+
+DISTINCT_KEY = "sk-Zq9-DISTINCTIVE-KEY-31337"
+
+
+def _leaks_distinct(text: str | bytes) -> bool:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return DISTINCT_KEY.lower() in text.lower() or "distinctive-key" in text.lower()
+
+
+
+def _all_texts_of(exc: BaseException) -> list[str]:
+    out: list[str] = []
+    current: BaseException | None = exc
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        out += [str(current), repr(current)]
+        out += [repr(v) for v in vars(current).values()]
+        current = current.__cause__ or current.__context__
+    return out
+
+
+
+def _files_of(directory: Path) -> list[tuple[str, bytes]]:
+    return [(p.name, p.read_bytes()) for p in directory.iterdir()]
+
+
+
+def test_the_detector_of_the_distinct_key_detects() -> None:
+    assert _leaks_distinct(f"Bearer {DISTINCT_KEY}")
+    assert _leaks_distinct(DISTINCT_KEY.upper().encode())
+    assert not _leaks_distinct("Bearer ***")
+
+
+
+async def test_journal_rows_files_and_reprs_hold_no_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="midjourney_async")
+    db = tmp_path / "tasks.db"
+    async with Emulator(api_key=DISTINCT_KEY, speed="instant") as emu:
+        async with MidjourneySession(
+            emu.base_url, DISTINCT_KEY, journal=db, poll_interval=0.01,
+            retry=RetryPolicy.without_waits(), webhook=WebhookConfig(poll_interval=0.05),
+        ) as mj:
+            handles = [await mj.imagine(f"journal {i}", state=f"s{i}") for i in range(3)]
+            grid = await handles[0]
+            await (await handles[0].upscale(1)).wait()
+            await mj.wait_all(handles[1:])
+            assert mj.journal is not None and not _leaks_distinct(repr(mj.journal))
+            receiver = mj._webhook
+            assert receiver is not None and not _leaks_distinct(repr(receiver))
+            assert not _leaks_distinct(repr(mj._transport))
+            assert grid.id
+        journal = SQLiteJournal(db)
+        entries = await journal.all()
+        await journal.close()
+    assert len(entries) == 4
+    for entry in entries:
+        assert not _leaks_distinct(repr(entry))
+    conn = sqlite3.connect(db)
+    try:
+        for row in conn.execute("SELECT * FROM tasks"):
+            assert not any(_leaks_distinct(str(cell)) for cell in row), row
+    finally:
+        conn.close()
+    for name, data in _files_of(tmp_path):  # the db and any -wal / -shm file
+        assert not _leaks_distinct(data), name
+    assert not _leaks_distinct(caplog.text)
+    assert not _leaks_distinct(repr(JournalEntry("1", "imagine", prompt="p")))
+
+
+
+async def test_logs_and_errors_of_a_chaos_run_hold_no_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    errors: list[BaseException] = []
+    async with Emulator(api_key=DISTINCT_KEY, speed=50.0, concurrency=None, queue_size=None) as emu:
+        for rule in (
+            FaultRule("*", "status", status=503, rate=0.15),
+            FaultRule("*", "429", rate=0.15, retry_after=0.01),
+            FaultRule("*", "drop_after_read", rate=0.05),
+            FaultRule("*", "malformed", rate=0.05),
+            FaultRule("*", "truncated", rate=0.05),
+            FaultRule("*", "trueai_error_shape", rate=0.05, message=f"bad token {DISTINCT_KEY}"),
+        ):
+            emu.faults.add(rule)
+        emu.rules.never_finish("stuck")
+        async with MidjourneySession(
+            emu.base_url, DISTINCT_KEY, poll_interval=0.02,
+            retry=RetryPolicy(max_tries=4, max_time=5, base_delay=0.01, max_delay=0.05),
+        ) as mj:
+
+            async def one(i: int) -> None:
+                try:
+                    prompt = f"chaos secret {i}" + (" stuck" if i % 20 == 0 else "")
+                    await (await mj.imagine(prompt)).wait(timeout=3)
+                except MidjourneyError as exc:
+                    errors.append(exc)
+
+            await asyncio.gather(*(one(i) for i in range(100)))
+            last_error = mj.tracker_stats.last_error
+    assert sum(emu.stats.faults.values()) > 0 and errors
+    for exc in errors:
+        for text in _all_texts_of(exc):
+            assert not _leaks_distinct(text), text
+    for record in caplog.records:
+        assert not _leaks_distinct(record.getMessage()), record.getMessage()
+    assert not _leaks_distinct(caplog.text)
+    assert last_error is None or not _leaks_distinct(last_error)
+
+
+
+async def _cli(env_extra: dict[str, str], *args: str) -> tuple[int, bytes, bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MJ_")}
+    env.update(env_extra)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "midjourney_async", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out, err
+
+
+
+async def test_cli_output_holds_no_key(tmp_path: Path) -> None:
+    fast = ("--poll-interval", "0.05", "--plain")
+    async with Emulator(api_key=DISTINCT_KEY, speed="instant") as emu:
+        env = {"MJ_BASE_URL": emu.base_url, "MJ_API_KEY": DISTINCT_KEY}
+        runs: list[tuple[int, bytes, bytes]] = [
+            await _cli(env, "imagine", "a cli fox", "--json", *fast),
+            await _cli(env, "imagine", "doomed --emu-fail", *fast),
+            await _cli(env, "fetch", "123456789", *fast),
+            await _cli(
+                {"MJ_BASE_URL": emu.base_url}, "imagine", "x", "--api-key", DISTINCT_KEY, *fast
+            ),
+        ]
+        db = tmp_path / "j.db"
+        async with MidjourneySession(emu.base_url, DISTINCT_KEY, journal=db) as mj:
+            await mj.imagine("journal then cli")
+        runs.append(await _cli(env, "wait", "--journal", str(db), "--json", *fast))
+    assert runs[0][0] == 0 and runs[1][0] == 1 and runs[-1][0] == 0
+    for code, out, err in runs:
+        assert not _leaks_distinct(out) and not _leaks_distinct(err), (code, out, err)
+
+
+
+async def test_cli_errors_from_a_server_echoing_the_key_hold_no_key(
+    server: RecordingServer,
+) -> None:
+    echo = f"invalid key {DISTINCT_KEY}"
+    server.add("POST", "/mj/submit/imagine", Reply.text(echo, status=401))
+    server.add("GET", "/mj/task/1/fetch", Reply.raw(f'{{"id": "{DISTINCT_KEY}'.encode()))
+    env: dict[str, Any] = {"MJ_BASE_URL": server.url, "MJ_API_KEY": DISTINCT_KEY}
+    for args in (("imagine", "x", "--plain"), ("fetch", "1"), ("wait", "1", "--timeout", "1")):
+        code, out, err = await _cli(env, *args)
+        assert code != 0
+        assert not _leaks_distinct(out) and not _leaks_distinct(err), err

@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 import pytest
-from mj_support import until
+from mj_support import KEY, RecordingServer, Reply, until
 
 from midjourney_async import (
     MidjourneySession,
@@ -27,7 +27,9 @@ from midjourney_async import (
     TaskTimeout,
 )
 from midjourney_async._models import STATUS_RANK
-from midjourney_async.testing import Emulator
+from midjourney_async.testing import Emulator, FaultRule
+
+FAST: dict[str, Any] = {"poll_interval": 0.01, "retry": RetryPolicy.without_waits()}
 
 
 @asynccontextmanager
@@ -265,3 +267,26 @@ async def test_wait_all_raises_the_first_error_and_leaves_nothing_behind() -> No
             assert not handle._state.subscribers
             assert handle._state.waiters == 0
         assert not mj._tracker.watching(hung.id)
+
+
+async def test_list_endpoint_missing_falls_back_to_fetch(server: RecordingServer) -> None:
+    done = {"id": "7", "status": "SUCCESS", "progress": "100%"}
+    server.add("POST", "/mj/submit/imagine", Reply.json({"code": 1, "result": "7"}))
+    server.add("POST", "/mj/task/list-by-condition", Reply.json({"error": "Not Found"}, 404))
+    server.add("GET", "/mj/task/7/fetch", Reply.json(done))
+    async with MidjourneySession(server.url, KEY, **FAST) as mj:
+        task = await (await mj.imagine("x")).wait(timeout=5)
+    assert task.status is TaskStatus.SUCCESS
+    assert len(server.calls("POST", "/mj/task/list-by-condition")) == 1
+
+
+
+async def test_one_stray_404_from_list_does_not_end_batching() -> None:
+    async with Emulator("trueai", speed=50, concurrency=None, queue_size=None) as emu:
+        emu.faults.add(FaultRule("task/list*", "status", status=404, nth=[1]))
+        async with MidjourneySession(emu.base_url, emu.api_key, provider="trueai",
+                                     **FAST) as mj:
+            handles = [await mj.imagine(f"cat {i}") for i in range(20)]
+            await mj.wait_all(handles, timeout=30)
+            assert mj._reader.lists
+            assert mj.tracker_stats.list_requests > 1

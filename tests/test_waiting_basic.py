@@ -9,13 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mj_support import Recorded, RecordingServer, Reply, submit_ok, task_json
+from mj_support import (
+    Emulated,
+    Recorded,
+    RecordingServer,
+    Reply,
+    submit_ok,
+    task_json,
+)
 
 from midjourney_async import (
     DownloadTooLarge,
     InvalidRequestError,
     ModalRequired,
     NotFoundError,
+    RetryPolicy,
     Task,
     TaskFailed,
     TaskNotFound,
@@ -29,6 +37,9 @@ IMAGINE = "/mj/submit/imagine"
 OMG = "/api/v1/ai/draw/mj"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 IMG = "https://cdn.example/grid.png"
+
+
+FAST: dict[str, Any] = {"poll_interval": 0.01, "retry": RetryPolicy.without_waits()}
 
 
 def _files(directory: Path) -> list[str]:
@@ -440,3 +451,26 @@ async def test_download_http_error(
     with pytest.raises(NotFoundError):
         await mj.download(task, tmp_path)
     assert _files(tmp_path) == []
+
+
+async def test_as_completed_timeout_is_reported_at_once(emulated: Emulated) -> None:
+    async with emulated(wait_timeout=30) as (emu, mj):
+        emu.rules.never_finish("hang")
+        handles = [await mj.imagine("hang"), await mj.imagine("fine")]
+        outcomes: dict[str, str] = {}
+        async for h in mj.as_completed(handles, timeout=0.3):
+            try:
+                outcomes[h.id] = str((await asyncio.wait_for(h.wait(), 2)).status)
+            except TaskTimeout:
+                outcomes[h.id] = "timeout"
+    assert outcomes == {handles[0].id: "timeout", handles[1].id: "SUCCESS"}
+
+
+
+async def test_as_completed_deadline_does_not_leak_into_later_waits(emulated: Emulated) -> None:
+    async with emulated("trueai", emulator={"speed": 100}, wait_timeout=30) as (_emu, mj):
+        handles = [await mj.imagine(f"cat {i}") for i in range(3)]
+        async for _ in mj.as_completed(handles, timeout=0.001):
+            pass
+        results = await mj.wait_all(handles, return_exceptions=True)
+    assert all(isinstance(r, Task) for r in results)

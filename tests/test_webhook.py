@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-from mj_support import sample_bytes, until
+from mj_support import KEY, Emulated, sample_bytes, until
 
 from midjourney_async import (
     DecodeError,
@@ -137,10 +139,8 @@ def test_parse_notification_reads_both_dialects() -> None:
         parse_notification(b"")
 
 
-async def test_session_notify_feeds_the_same_state_machine() -> None:
-    async with Emulator() as emu, MidjourneySession(
-        emu.base_url, emu.api_key, poll_interval=NEVER
-    ) as mj:
+async def test_session_notify_feeds_the_same_state_machine(emulated: Emulated) -> None:
+    async with emulated(poll_interval=NEVER) as (emu, mj):
         handle = await mj.imagine("fed by hand")
         await emu.complete_all()
         done = parse_notification(emu.live_json(emu.tasks[handle.id]))
@@ -150,3 +150,40 @@ async def test_session_notify_feeds_the_same_state_machine() -> None:
         assert mj.notify(done) is True
         assert mj.notify(stale) is False
         assert (await handle.wait(timeout=5)).status is TaskStatus.SUCCESS
+
+
+async def test_webhook_body_in_several_segments_is_read_whole(emulated: Emulated) -> None:
+    config = WebhookConfig(poll_interval=3600, trust_callbacks=True)
+    async with emulated(
+        "trueai", emulator={"notify_hook_enabled": False}, webhook=config
+    ) as (emu, mj):
+        emu.rules.never_finish("cat")
+        handle = await mj.imagine("a cat")
+        body = json.dumps(
+            {"id": handle.id, "status": "IN_PROGRESS", "progress": "50%", "pad": "x" * 4000}
+        ).encode()
+        assert mj.webhook_url is not None
+        url = urlsplit(mj.webhook_url)
+        reader, writer = await asyncio.open_connection(url.hostname, url.port)
+        head = (
+            f"POST {url.path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        writer.write(head.encode() + body[:1000])
+        await writer.drain()
+        await asyncio.sleep(0.1)  # a second segment, as a real network delivers it
+        writer.write(body[1000:])
+        await writer.drain()
+        status_line = (await reader.read()).split(b"\r\n")[0]
+        writer.close()
+        assert b" 200 " in status_line
+        assert handle.task is not None and handle.task.progress == "50%"
+
+
+
+def test_relays_that_strip_callbacks_keep_polling_at_the_normal_pace() -> None:
+    relay = MidjourneySession("http://127.0.0.1:9", KEY, provider="new-api", poll_interval=2,
+                              webhook=WebhookConfig())
+    java = MidjourneySession("http://127.0.0.1:9", KEY, poll_interval=2, webhook=WebhookConfig())
+    assert relay._tracker.interval == 2
+    assert java._tracker.interval == 30

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
-from conftest import WireFactory
+from emu_support import WireFactory
 
 from midjourney_async.testing import ServerQuirks
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import EmuFactory, WireFactory
-from emu_support import PIXEL
+from emu_support import PIXEL, EmuFactory, WireFactory
 
 from midjourney_async.testing import PROFILES, ServerQuirks
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
-from conftest import WireFactory
-from emu_support import PIXEL, PROXY_PROFILES, Wire, button
+from emu_support import PIXEL, PROXY_PROFILES, Wire, WireFactory, button
 
 HASH = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 
 
-async def _upscale(w: Wire, prompt: str = "fox", label: str = "U1") -> dict[str, object]:
+async def _upscale(w: Wire, prompt: str = "fox", label: str = "U1") -> dict[str, Any]:
     grid = await w.finished(await w.imagine(prompt))
     r = await w.press(str(grid["id"]), button(grid, label))
     return await w.finished(str(r.json()["result"]))
@@ -20,9 +20,9 @@ async def _upscale(w: Wire, prompt: str = "fox", label: str = "U1") -> dict[str,
 async def test_grid_buttons_follow_the_custom_id_grammar(wire: WireFactory) -> None:
     w = await wire("trueai")
     grid = await w.finished(await w.imagine("fox --ar 3:2"))
-    h = re.search(HASH, grid["buttons"][0]["customId"])
-    assert h is not None
-    h = h.group(0)
+    found = re.search(HASH, grid["buttons"][0]["customId"])
+    assert found is not None
+    h = found.group(0)
     assert grid["properties"]["messageHash"] == h
     assert [(b["label"], b["emoji"], b["customId"]) for b in grid["buttons"]] == [
         *[(f"U{i}", "", f"MJ::JOB::upsample::{i}::{h}") for i in range(1, 5)],
@@ -249,7 +249,8 @@ async def test_list_by_condition_shuffles_and_drops(wire: WireFactory, profile: 
     got = [t["id"] for t in r.json()]
     assert sorted(got) == sorted(ids)
     assert got != ids
-    for body in ({"ids": []}, {}, {"ids": None}):
+    bodies: tuple[dict[str, Any], ...] = ({"ids": []}, {}, {"ids": None})
+    for body in bodies:
         assert (await w.call("POST", "/mj/task/list-by-condition", json_body=body)).json() == []
     assert w.emu.stats.list_ids == len(asked)
 

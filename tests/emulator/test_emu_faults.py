@@ -7,7 +7,7 @@ import json
 
 import aiohttp
 import pytest
-from conftest import WireFactory
+from emu_support import WireFactory
 
 from midjourney_async.testing import FaultRule
 

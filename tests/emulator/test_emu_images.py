@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import WireFactory
-from emu_support import Wire, button, decode_png
+from emu_support import Wire, WireFactory, button, decode_png
 
 
 async def _png(w: Wire, url: str) -> bytes:

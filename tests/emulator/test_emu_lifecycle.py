@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import EmuFactory, WireFactory
+from emu_support import EmuFactory, WireFactory
 
 GRID_HISTORY = [
     ("NOT_START", None),

@@ -6,8 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from conftest import WireFactory
-from emu_support import PIXEL, Wire
+from emu_support import PIXEL, Wire, WireFactory
 
 BASE = "/api/v1/ai/draw/mj"
 SAMPLE = Path(__file__).parent.parent / "samples" / "ohmygpt-query-success.json"

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import WireFactory
-from emu_support import PIXEL, RELAYS, button
+from emu_support import PIXEL, RELAYS, WireFactory, button
 
 from midjourney_async.testing import PROFILE_ALIASES, PROFILES
 

@@ -6,8 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import WireFactory
-from emu_support import PIXEL, button
+from emu_support import PIXEL, WireFactory, button
 
 from midjourney_async.testing import ServerQuirks
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import WireFactory
+from emu_support import WireFactory
 
 
 async def test_counters_prove_what_a_client_did(wire: WireFactory) -> None:

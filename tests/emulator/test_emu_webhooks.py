@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from conftest import WireFactory
+from emu_support import WireFactory
 
 
 class Receiver:

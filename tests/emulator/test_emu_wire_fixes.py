@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import WireFactory
-from emu_support import PIXEL, RELAYS, Wire, button
+from emu_support import PIXEL, RELAYS, Wire, WireFactory, button
 
 from midjourney_async.testing import FaultRule
 from midjourney_async.testing._main import build_parser

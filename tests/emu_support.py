@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,3 +162,9 @@ def decode_png(data: bytes) -> Png:
         assert line[0] == 0, "the emulator only writes filter type 0"
         rows.append(line[1:])
     return Png(width, height, rows)
+
+
+EmuFactory = Callable[..., Awaitable[Emulator]]
+"""``await emulators(profile, **kwargs)``: the ``emulators`` fixture of ``conftest.py``."""
+WireFactory = Callable[..., Awaitable[Wire]]
+"""``await wire(profile, **kwargs)``: the ``wire`` fixture of ``conftest.py``."""
