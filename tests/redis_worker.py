@@ -21,7 +21,8 @@ from midjourney_async.redis import RedisBackend
 
 
 async def stdin_line() -> str:
-    return (await asyncio.to_thread(sys.stdin.readline)).strip()
+    line: str = await asyncio.to_thread(sys.stdin.readline)
+    return line.strip()
 
 
 async def main(url: str, namespace: str, base: str, key: str, mode: str, *args: str) -> None:
@@ -43,12 +44,12 @@ async def main(url: str, namespace: str, base: str, key: str, mode: str, *args: 
             print("finished", mj.tracker_stats.list_requests, flush=True)
         elif mode == "burst":
             await stdin_line()
-            handles = await asyncio.gather(
+            outcomes = await asyncio.gather(
                 *(mj.imagine(f"burst {namespace} {i}") for i in range(int(args[0]))),
                 return_exceptions=True,
             )
-            ok = [h for h in handles if not isinstance(h, BaseException)]
-            errors = [h for h in handles if isinstance(h, BaseException)]
+            ok = [h for h in outcomes if not isinstance(h, BaseException)]
+            errors = [h for h in outcomes if isinstance(h, BaseException)]
             results = await mj.wait_all(ok, timeout=60, return_exceptions=True)
             bad = [r for r in results if isinstance(r, MidjourneyError)]
             for err in errors + bad:
