@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from ._errors import InvalidRequestError
+from ._errors import (
+    InvalidArgument,
+)
 from ._http import CallOptions
 from ._media import as_data_url
 from ._models import (
@@ -53,16 +55,15 @@ def bot_type(bot: str | None) -> str | None:
         return None
     known = _BOT_TYPES.get(str(bot).strip().lower())
     if known is None:
-        raise InvalidRequestError(
-            f"bot must be 'midjourney' or 'niji', not {bot!r} (nothing was sent)", code=None
-        )
+        raise InvalidArgument(
+            f"bot must be 'midjourney' or 'niji', not {bot!r} (nothing was sent)")
     return known
 
 
 def need_text(value: str | None, what: str) -> str:
     """``value`` as a str, refused when missing or blank."""
     if value is None or not str(value).strip():
-        raise InvalidRequestError(f"{what} must not be empty (nothing was sent)", code=None)
+        raise InvalidArgument(f"{what} must not be empty (nothing was sent)")
     return str(value)
 
 
@@ -80,7 +81,7 @@ class SubmitEndpoints:
 
     What a submit raises, by what happened to the request:
 
-    * nothing was sent: :class:`InvalidRequestError` (a bad argument),
+    * nothing was sent: :class:`InvalidArgument` (a bad argument),
       :class:`UnsupportedOperation` (the provider has no such endpoint),
       :class:`ConfigurationError` (the session is not open), :class:`SlotTimeout`
       (``max_in_flight`` tasks still running after ``timeout``), or a
@@ -118,9 +119,8 @@ class SubmitEndpoints:
         if account_filter is None:
             return extra
         if not isinstance(account_filter, AccountFilter):
-            raise InvalidRequestError(
-                "account_filter must be an AccountFilter (nothing was sent)", code=None
-            )
+            raise InvalidArgument(
+                "account_filter must be an AccountFilter (nothing was sent)")
         fields = msgspec.to_builtins(account_filter)
         if fields.get("modes"):
             fields["modes"] = [str(m).upper() for m in fields["modes"]]
@@ -155,12 +155,12 @@ class SubmitEndpoints:
         ``state`` is a tag the server keeps with the task (find a lost task by
         it); ``extra`` adds fields to the JSON body as sent.
 
-        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        Raises, nothing sent: InvalidArgument, UnsupportedOperation,
         ConfigurationError, SlotTimeout; refused, nothing created:
-        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
-        have been received: RequestTimeout or TransportError with
-        ``maybe_received`` (never sent again); accepted but not journaled:
-        JournalError (with ``.handle``).
+        SubmitRejected (InvalidRequestError, QueueFullError, BannedPromptError,
+        QuotaExceeded...); may have been received: RequestTimeout or
+        TransportError with ``maybe_received`` (never sent again); accepted but
+        not journaled: JournalError (with ``.handle``).
         """
         body = ImagineRequest(
             prompt=need_text(prompt, "prompt"),
@@ -187,12 +187,12 @@ class SubmitEndpoints:
         ``state`` is a tag the server keeps with the task (find a lost task by
         it); ``extra`` adds fields to the JSON body as sent.
 
-        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        Raises, nothing sent: InvalidArgument, UnsupportedOperation,
         ConfigurationError, SlotTimeout; refused, nothing created:
-        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
-        have been received: RequestTimeout or TransportError with
-        ``maybe_received`` (never sent again); accepted but not journaled:
-        JournalError (with ``.handle``).
+        SubmitRejected (InvalidRequestError, QueueFullError, BannedPromptError,
+        QuotaExceeded...); may have been received: RequestTimeout or
+        TransportError with ``maybe_received`` (never sent again); accepted but
+        not journaled: JournalError (with ``.handle``).
         """
         body = ActionRequest(
             task_id=need_text(task_id, "task_id"),
@@ -214,12 +214,12 @@ class SubmitEndpoints:
 
         ``extra`` adds fields to the JSON body as sent.
 
-        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        Raises, nothing sent: InvalidArgument, UnsupportedOperation,
         ConfigurationError, SlotTimeout; refused, nothing created:
-        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
-        have been received: RequestTimeout or TransportError with
-        ``maybe_received`` (never sent again); accepted but not journaled:
-        JournalError (with ``.handle``).
+        SubmitRejected (InvalidRequestError, QueueFullError, BannedPromptError,
+        QuotaExceeded...); may have been received: RequestTimeout or
+        TransportError with ``maybe_received`` (never sent again); accepted but
+        not journaled: JournalError (with ``.handle``).
         """
         body = ModalRequest(
             task_id=need_text(task_id, "task_id"),
@@ -243,21 +243,19 @@ class SubmitEndpoints:
         ``state`` is a tag the server keeps with the task (find a lost task by
         it); ``extra`` adds fields to the JSON body as sent.
 
-        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        Raises, nothing sent: InvalidArgument, UnsupportedOperation,
         ConfigurationError, SlotTimeout; refused, nothing created:
-        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
-        have been received: RequestTimeout or TransportError with
-        ``maybe_received`` (never sent again); accepted but not journaled:
-        JournalError (with ``.handle``).
+        SubmitRejected (InvalidRequestError, QueueFullError, BannedPromptError,
+        QuotaExceeded...); may have been received: RequestTimeout or
+        TransportError with ``maybe_received`` (never sent again); accepted but
+        not journaled: JournalError (with ``.handle``).
         """
         if not 2 <= len(images) <= 5:
-            raise InvalidRequestError(
-                f"blend takes 2 to 5 images, not {len(images)} (nothing was sent)", code=None
-            )
+            raise InvalidArgument(
+                f"blend takes 2 to 5 images, not {len(images)} (nothing was sent)")
         if dimensions is not None and dimensions not in _DIMENSIONS:
-            raise InvalidRequestError(
+            raise InvalidArgument(
                 f"dimensions must be one of {', '.join(_DIMENSIONS)} (nothing was sent)",
-                code=None,
             )
         body = BlendRequest(
             base64_array=[as_data_url(i) for i in images],
@@ -283,19 +281,18 @@ class SubmitEndpoints:
         ``state`` is a tag the server keeps with the task (find a lost task by
         it); ``extra`` adds fields to the JSON body as sent.
 
-        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        Raises, nothing sent: InvalidArgument, UnsupportedOperation,
         ConfigurationError, SlotTimeout; refused, nothing created:
-        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
-        have been received: RequestTimeout or TransportError with
-        ``maybe_received`` (never sent again); accepted but not journaled:
-        JournalError (with ``.handle``).
+        SubmitRejected (InvalidRequestError, QueueFullError, BannedPromptError,
+        QuotaExceeded...); may have been received: RequestTimeout or
+        TransportError with ``maybe_received`` (never sent again); accepted but
+        not journaled: JournalError (with ``.handle``).
         """
         data = as_data_url(image, allow_url=True)
         if data.startswith("http") and not self.provider.describe_link:
-            raise InvalidRequestError(
+            raise InvalidArgument(
                 f"{self.provider.name} describes an image sent as data, not a link: pass the "
                 "bytes or a file path (nothing was sent)",
-                code=None,
             )
         bot_name = bot_type(bot)
         body = (
@@ -313,12 +310,12 @@ class SubmitEndpoints:
         ``state`` is a tag the server keeps with the task (find a lost task by
         it); ``extra`` adds fields to the JSON body as sent.
 
-        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        Raises, nothing sent: InvalidArgument, UnsupportedOperation,
         ConfigurationError, SlotTimeout; refused, nothing created:
-        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
-        have been received: RequestTimeout or TransportError with
-        ``maybe_received`` (never sent again); accepted but not journaled:
-        JournalError (with ``.handle``).
+        SubmitRejected (InvalidRequestError, QueueFullError, BannedPromptError,
+        QuotaExceeded...); may have been received: RequestTimeout or
+        TransportError with ``maybe_received`` (never sent again); accepted but
+        not journaled: JournalError (with ``.handle``).
         """
         body = ShortenRequest(prompt=need_text(prompt, "prompt"), state=state)
         return await self._submit("shorten", body, extra)
@@ -340,23 +337,21 @@ class SubmitEndpoints:
         ``state`` is a tag the server keeps with the task (find a lost task by
         it); ``extra`` adds fields to the JSON body as sent.
 
-        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        Raises, nothing sent: InvalidArgument, UnsupportedOperation,
         ConfigurationError, SlotTimeout; refused, nothing created:
-        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
-        have been received: RequestTimeout or TransportError with
-        ``maybe_received`` (never sent again); accepted but not journaled:
-        JournalError (with ``.handle``).
+        SubmitRejected (InvalidRequestError, QueueFullError, BannedPromptError,
+        QuotaExceeded...); may have been received: RequestTimeout or
+        TransportError with ``maybe_received`` (never sent again); accepted but
+        not journaled: JournalError (with ``.handle``).
         """
         act = str(action).upper()
         if act not in _CHANGE_ACTIONS:
-            raise InvalidRequestError(
+            raise InvalidArgument(
                 f"action must be one of {', '.join(_CHANGE_ACTIONS)} (nothing was sent)",
-                code=None,
             )
         if act != "REROLL" and (index is None or not 1 <= index <= 4):
-            raise InvalidRequestError(
-                f"{act} needs an index from 1 to 4 (nothing was sent)", code=None
-            )
+            raise InvalidArgument(
+                f"{act} needs an index from 1 to 4 (nothing was sent)")
         body = ChangeRequest(
             task_id=need_text(task_id, "task_id"),
             action=act,
@@ -373,12 +368,12 @@ class SubmitEndpoints:
         ``state`` is a tag the server keeps with the task (find a lost task by
         it); ``extra`` adds fields to the JSON body as sent.
 
-        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        Raises, nothing sent: InvalidArgument, UnsupportedOperation,
         ConfigurationError, SlotTimeout; refused, nothing created:
-        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
-        have been received: RequestTimeout or TransportError with
-        ``maybe_received`` (never sent again); accepted but not journaled:
-        JournalError (with ``.handle``).
+        SubmitRejected (InvalidRequestError, QueueFullError, BannedPromptError,
+        QuotaExceeded...); may have been received: RequestTimeout or
+        TransportError with ``maybe_received`` (never sent again); accepted but
+        not journaled: JournalError (with ``.handle``).
         """
         body = SimpleChangeRequest(content=need_text(content, "content"), state=state)
         return await self._submit("simple-change", body, extra)
@@ -396,12 +391,12 @@ class SubmitEndpoints:
         ``state`` is a tag the server keeps with the task (find a lost task by
         it); ``extra`` adds fields to the JSON body as sent.
 
-        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        Raises, nothing sent: InvalidArgument, UnsupportedOperation,
         ConfigurationError, SlotTimeout; refused, nothing created:
-        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
-        have been received: RequestTimeout or TransportError with
-        ``maybe_received`` (never sent again); accepted but not journaled:
-        JournalError (with ``.handle``).
+        SubmitRejected (InvalidRequestError, QueueFullError, BannedPromptError,
+        QuotaExceeded...); may have been received: RequestTimeout or
+        TransportError with ``maybe_received`` (never sent again); accepted but
+        not journaled: JournalError (with ``.handle``).
         """
         body = SwapFaceRequest(
             source_base64=as_data_url(source), target_base64=as_data_url(target), state=state
@@ -430,21 +425,20 @@ class SubmitEndpoints:
         ``state`` is a tag the server keeps with the task (find a lost task by
         it); ``extra`` adds fields to the JSON body as sent.
 
-        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        Raises, nothing sent: InvalidArgument, UnsupportedOperation,
         ConfigurationError, SlotTimeout; refused, nothing created:
-        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
-        have been received: RequestTimeout or TransportError with
-        ``maybe_received`` (never sent again); accepted but not journaled:
-        JournalError (with ``.handle``).
+        SubmitRejected (InvalidRequestError, QueueFullError, BannedPromptError,
+        QuotaExceeded...); may have been received: RequestTimeout or
+        TransportError with ``maybe_received`` (never sent again); accepted but
+        not journaled: JournalError (with ``.handle``).
         """
         if extend_task_id is None or self.provider.extend_needs_prompt:
             # trueai refuses an extend without a prompt too (code 4 "Prompt 不能为空").
             prompt = need_text(prompt, "prompt")
         if image is None and extend_task_id is None:
-            raise InvalidRequestError(
+            raise InvalidArgument(
                 "video needs a first-frame image, or extend_task_id to extend one "
                 "(nothing was sent)",
-                code=None,
             )
         body = VideoRequest(
             prompt=prompt,
@@ -474,12 +468,12 @@ class SubmitEndpoints:
         ``state`` is a tag the server keeps with the task (find a lost task by
         it); ``extra`` adds fields to the JSON body as sent.
 
-        Raises, nothing sent: InvalidRequestError, UnsupportedOperation,
+        Raises, nothing sent: InvalidArgument, UnsupportedOperation,
         ConfigurationError, SlotTimeout; refused, nothing created:
-        SubmitRejected (QueueFullError, BannedPromptError, QuotaExceeded...); may
-        have been received: RequestTimeout or TransportError with
-        ``maybe_received`` (never sent again); accepted but not journaled:
-        JournalError (with ``.handle``).
+        SubmitRejected (InvalidRequestError, QueueFullError, BannedPromptError,
+        QuotaExceeded...); may have been received: RequestTimeout or
+        TransportError with ``maybe_received`` (never sent again); accepted but
+        not journaled: JournalError (with ``.handle``).
         """
         body = EditsRequest(
             prompt=need_text(prompt, "prompt"),
@@ -496,7 +490,7 @@ class SubmitEndpoints:
         answer was lost.
         """
         if not images:
-            raise InvalidRequestError("upload_images needs at least one image", code=None)
+            raise InvalidArgument("upload_images needs at least one image")
         body = UploadRequest(base64_array=[as_data_url(i) for i in images])
         with call_options(self._options):
             result = await self._submitter.call("upload-discord-images", body, None)

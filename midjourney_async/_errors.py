@@ -3,7 +3,8 @@
 Every error the library raises derives from :class:`MidjourneyError`::
 
     MidjourneyError
-    ├── ConfigurationError (also ValueError)      bad arguments, unknown provider or mode
+    ├── ConfigurationError (also ValueError)      bad session options, unknown provider or mode
+    ├── InvalidArgument (also ValueError)          a call's argument refused before sending
     ├── UnsupportedOperation (also NotImplementedError)   the dialect has no such endpoint
     ├── TransportError                             no usable HTTP answer
     │   ├── ConnectError                           the connection was never made
@@ -58,6 +59,7 @@ __all__ = [
     "DownloadRefused",
     "DownloadTooLarge",
     "HTTPStatusError",
+    "InvalidArgument",
     "InvalidRequestError",
     "JournalError",
     "MidjourneyError",
@@ -123,6 +125,14 @@ def _rebuild(cls: type[MidjourneyError], args: tuple[Any, ...], state: dict[str,
 
 class ConfigurationError(MidjourneyError, ValueError):
     """The session was configured with something it cannot use."""
+
+
+class InvalidArgument(MidjourneyError, ValueError):
+    """An argument of a call was refused before anything was sent (an empty prompt,
+    a sixth blend image, an index of 5, an image file that does not exist).
+
+    Unlike :class:`InvalidRequestError`, the server never saw it: nothing is paid.
+    """
 
 
 class UnsupportedOperation(MidjourneyError, NotImplementedError):

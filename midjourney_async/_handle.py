@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._errors import (
     ButtonNotFound,
-    InvalidRequestError,
+    InvalidArgument,
     MidjourneyError,
     UnsupportedOperation,
 )
@@ -304,9 +304,8 @@ class TaskHandle:
             )
         kind = {"subtle": "low_variation", "strong": "high_variation"}.get(index.strip().lower())
         if kind is None:
-            raise InvalidRequestError(
+            raise InvalidArgument(
                 f"variation takes 1-4, 'subtle' or 'strong', not {index!r} (nothing was sent)",
-                code=None,
             )
         token = f"::{kind}::"
         return await self._press_match(
@@ -330,9 +329,8 @@ class TaskHandle:
                 f"Zoom Out {factor:g}x", lambda b: token in b.custom_id, prompt=prompt
             )
         if not 1.0 < factor <= 2.0:
-            raise InvalidRequestError(
+            raise InvalidArgument(
                 f"zoom factor must be above 1 and at most 2, not {factor!r} (nothing was sent)",
-                code=None,
             )
         task, button = await self._button(
             "Custom Zoom", lambda b: "::CustomZoom::" in b.custom_id
@@ -348,10 +346,9 @@ class TaskHandle:
     async def pan(self, direction: Direction, *, prompt: str | None = None) -> TaskHandle:
         """Pan ``"left"``, ``"right"``, ``"up"`` or ``"down"``."""
         if direction not in _DIRECTIONS:
-            raise InvalidRequestError(
+            raise InvalidArgument(
                 f"pan direction must be one of {', '.join(_DIRECTIONS)}, not {direction!r} "
                 "(nothing was sent)",
-                code=None,
             )
         tokens = (f"::pan_{direction}::", f"::{direction}_pan")
         return await self._press_match(
@@ -363,9 +360,8 @@ class TaskHandle:
     async def vary_region(self, mask_base64: str, *, prompt: str | None = None) -> TaskHandle:
         """Vary (Region): repaint the white part of ``mask_base64`` (a PNG data URL)."""
         if not mask_base64:
-            raise InvalidRequestError(
+            raise InvalidArgument(
                 "vary_region needs a mask (a PNG data URL, white = repaint); nothing was sent",
-                code=None,
             )
         task, button = await self._button("Vary (Region)", lambda b: "::Inpaint::" in b.custom_id)
         text = prompt or task.final_prompt or task.prompt or ""
@@ -391,9 +387,8 @@ class TaskHandle:
 
 def _index(index: int) -> None:
     if isinstance(index, bool) or not 1 <= index <= 4:
-        raise InvalidRequestError(
-            f"index must be 1, 2, 3 or 4, not {index!r} (nothing was sent)", code=None
-        )
+        raise InvalidArgument(
+            f"index must be 1, 2, 3 or 4, not {index!r} (nothing was sent)")
 
 
 

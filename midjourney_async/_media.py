@@ -21,7 +21,7 @@ from ._errors import (
     DownloadRefused,
     DownloadTooLarge,
     HTTPStatusError,
-    InvalidRequestError,
+    InvalidArgument,
     MidjourneyError,
     TransportError,
 )
@@ -80,33 +80,31 @@ def as_data_url(image: str | bytes | os.PathLike[str], *, allow_url: bool = Fals
     """
     if isinstance(image, (bytes, bytearray)):
         if not image:
-            raise InvalidRequestError("an image is empty (nothing was sent)", code=None)
+            raise InvalidArgument("an image is empty (nothing was sent)")
         data = bytes(image)
         return f"data:{_sniff(data)};base64,{base64.b64encode(data).decode('ascii')}"
     if isinstance(image, os.PathLike):
         path = Path(image)
         if not path.is_file():
-            raise InvalidRequestError(f"no image file at {path} (nothing was sent)", code=None)
+            raise InvalidArgument(f"no image file at {path} (nothing was sent)")
         return as_data_url(path.read_bytes())
     text = image.strip()
     if not text:
-        raise InvalidRequestError("an image is empty (nothing was sent)", code=None)
+        raise InvalidArgument("an image is empty (nothing was sent)")
     if text.startswith("data:"):
         return text
     if text.startswith(("http://", "https://")):
         if allow_url:
             return text
-        raise InvalidRequestError(
+        raise InvalidArgument(
             "this endpoint takes image data, not a link: pass the bytes or a data URL "
             "(nothing was sent)",
-            code=None,
         )
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidRequestError(
+        raise InvalidArgument(
             "an image string is neither a data URL, a link nor base64 (nothing was sent)",
-            code=None,
         ) from None
     return f"data:{_sniff(raw)};base64,{text}"
 
@@ -145,9 +143,9 @@ def resolve_url(url: str, base_url: str) -> str:
     except ValueError:
         raise DownloadRefused(f"refusing to download {url!r}: not a valid URL", url=url) from None
     if scheme not in ("http", "https"):
-        raise InvalidRequestError(
+        raise DownloadRefused(
             f"refusing to download {scheme or 'a relative'} URL {url!r}: only http(s)",
-            code=None,
+            url=url,
         )
     return absolute
 
@@ -430,6 +428,8 @@ class _LinkMender:
         return dict((n, u) for u, n in _jobs(task)).get(name)
 
     async def save(self, url: str, name: str) -> Path:
+        # A link that is not http(s) is refused at once: no fetch can cure it.
+        resolve_url(url, self.transport.base_url)
         outcome = await self._try(url, name)
         if isinstance(outcome, Path):
             return outcome
@@ -473,9 +473,8 @@ async def save_task_media(
     preview, which would otherwise land under the final name.
     """
     if task.status != TaskStatus.SUCCESS:
-        raise InvalidRequestError(
+        raise InvalidArgument(
             f"task {task.id} is not finished ({task.status}): wait for it before downloading",
-            code=None,
         )
     await anyio.Path(directory).mkdir(parents=True, exist_ok=True)
     jobs = _jobs(task)

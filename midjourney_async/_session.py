@@ -21,7 +21,7 @@ from ._dialects import Dialect, make_dialect
 from ._endpoints import SubmitEndpoints, need_text
 from ._errors import (
     ConfigurationError,
-    InvalidRequestError,
+    InvalidArgument,
     MidjourneyError,
 )
 from ._grid import write_tiles
@@ -642,7 +642,7 @@ class MidjourneySession(SubmitEndpoints):
         """
         snapshot = task if isinstance(task, Task) else await task.wait()
         if not snapshot.image_url:
-            raise InvalidRequestError(f"task {snapshot.id} has no image to split", code=None)
+            raise InvalidArgument(f"task {snapshot.id} has no image to split")
         with call_options(self._options):
             data = await fetch_bytes(
                 self._transport, snapshot.image_url, max_bytes=max_bytes, timeout=timeout

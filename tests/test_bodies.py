@@ -22,7 +22,7 @@ from mj_support import (
 
 from midjourney_async import (
     DecodeError,
-    InvalidRequestError,
+    InvalidArgument,
     MidjourneySession,
     RetryPolicy,
     TaskStatus,
@@ -230,7 +230,7 @@ async def test_other_list_answers_to_a_fetch_are_decode_errors(
 
 async def test_video_needs_a_prompt(server: RecordingServer) -> None:
     async with MidjourneySession(server.url, KEY, **FAST) as mj:
-        with pytest.raises(InvalidRequestError):
+        with pytest.raises(InvalidArgument):
             await mj.video(image=PNG)
     assert server.requests == []
 
@@ -242,7 +242,7 @@ async def test_describe_by_link_only_where_the_server_takes_links(
     server.add("POST", "/mj/submit/describe", Reply.json({"code": 1, "result": "3"}))
     link = "http://127.0.0.1:9/cat.png"
     async with MidjourneySession(server.url, KEY, **FAST) as mj:
-        with pytest.raises(InvalidRequestError):
+        with pytest.raises(InvalidArgument):
             await mj.describe(link)  # novicezk takes base64 only
         await mj.describe(PNG)
     async with MidjourneySession(server.url, KEY, provider="trueai", **FAST) as mj:

@@ -11,7 +11,7 @@ from mj_support import KEY, Emulated, RecordingServer, Reply, mask_png
 
 from midjourney_async import (
     ButtonNotFound,
-    InvalidRequestError,
+    InvalidArgument,
     MidjourneySession,
     ModalRequired,
     RetryPolicy,
@@ -151,7 +151,7 @@ async def test_bad_button_arguments_send_nothing() -> None:
             lambda: grid.vary_region(""),
         )
         for call in calls:
-            with pytest.raises(InvalidRequestError):
+            with pytest.raises(InvalidArgument):
                 await call()
         assert emu.stats.requests["submit/action"] == 0
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from test_cli import cli
 
-from midjourney_async import InvalidRequestError, MidjourneySession, Task
+from midjourney_async import InvalidArgument, MidjourneySession, Task
 from midjourney_async.testing import Emulator
 
 FAST = ("--poll-interval", "0.05")
@@ -118,7 +118,7 @@ async def test_download_of_an_unfinished_task_waits_or_refuses(tmp_path: Path) -
 
         async with MidjourneySession(emu.base_url, emu.api_key) as mj:
             unfinished = await mj.fetch(task_id)
-            with pytest.raises(InvalidRequestError, match="not finished"):
+            with pytest.raises(InvalidArgument, match="not finished"):
                 await mj.download(unfinished, tmp_path)
         assert os.listdir(tmp_path) == []
 

@@ -18,8 +18,9 @@ from mj_support import KEY, RecordingServer, Reply, sample, submit_ok, task_json
 from midjourney_async import (
     PROVIDERS,
     ConfigurationError,
-    InvalidRequestError,
+    InvalidArgument,
     MidjourneySession,
+    SubmitRejected,
     TaskAction,
     TaskNotFound,
     TaskStatus,
@@ -809,9 +810,10 @@ async def test_client_side_validation_sends_nothing(
 ) -> None:
     mj = await make_session(max_in_flight=1)
     for name, call in await _bad_calls(mj):
-        with pytest.raises(InvalidRequestError) as info:
+        # Refused here, not by the server: not a SubmitRejected, nothing paid.
+        with pytest.raises(InvalidArgument) as info:
             await call()
-        assert info.value.code is None, name
+        assert not isinstance(info.value, SubmitRejected), name
         assert str(info.value), name
     assert server.requests == [], [r.path for r in server.requests]
 
@@ -823,7 +825,7 @@ async def test_validation_messages_say_nothing_was_sent() -> None:
         lambda: mj.imagine(""), lambda: mj.blend([PNG])
     )
     for call in calls:
-        with pytest.raises(InvalidRequestError) as info:
+        with pytest.raises(InvalidArgument) as info:
             await call()
         messages.append(str(info.value))
     assert all("nothing was sent" in m for m in messages)

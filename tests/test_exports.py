@@ -24,6 +24,7 @@ EXPORTED = [
     "DownloadRefused",
     "DownloadTooLarge",
     "HTTPStatusError",
+    "InvalidArgument",
     "InvalidRequestError",
     "Journal",
     "JournalEntry",

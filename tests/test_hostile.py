@@ -29,8 +29,8 @@ from mj_support import KEY, LOCAL_HOSTS, Emulated, RecordingServer, Reply, sampl
 from midjourney_async import (
     ConnectError,
     DecodeError,
+    DownloadRefused,
     DownloadTooLarge,
-    InvalidRequestError,
     MidjourneyError,
     MidjourneySession,
     RetryPolicy,
@@ -380,7 +380,7 @@ async def dl(server: RecordingServer) -> Any:
 async def test_download_refuses_non_http_urls(
     dl: MidjourneySession, server: RecordingServer, tmp_path: Path, url: str
 ) -> None:
-    with pytest.raises(InvalidRequestError):
+    with pytest.raises(DownloadRefused):
         await dl.download(snapshot("1", url), tmp_path)
     assert listing(tmp_path) == []
     assert server.requests == []

@@ -21,6 +21,7 @@ from mj_support import mask_png
 from midjourney_async import (
     AccountFilter,
     ConfigurationError,
+    InvalidArgument,
     InvalidRequestError,
     MidjourneySession,
     NoChannelError,
@@ -352,7 +353,7 @@ async def test_trueai_video_extend_without_prompt_is_refused_before_sending() ->
         video = await mj.video("waves", image=mask_png())
         await video.wait(timeout=10)
         sent = len(emu.received)
-        with pytest.raises(InvalidRequestError, match="prompt must not be empty"):
+        with pytest.raises(InvalidArgument, match="prompt must not be empty"):
             await mj.video(extend_task_id=video.id, index=1)
         assert len(emu.received) == sent
         more = await mj.video("more waves", extend_task_id=video.id, index=1)

@@ -16,6 +16,7 @@ SUBMITS = [
 ]
 
 ERRORS = (
+    "InvalidArgument",
     "InvalidRequestError",
     "UnsupportedOperation",
     "ConfigurationError",

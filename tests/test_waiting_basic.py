@@ -19,8 +19,8 @@ from mj_support import (
 )
 
 from midjourney_async import (
+    DownloadRefused,
     DownloadTooLarge,
-    InvalidRequestError,
     ModalRequired,
     NotFoundError,
     RetryPolicy,
@@ -395,7 +395,7 @@ async def test_download_refuses_other_schemes(
     server: RecordingServer, make_session: Any, tmp_path: Path, url: str
 ) -> None:
     mj = await make_session()
-    with pytest.raises(InvalidRequestError) as info:
+    with pytest.raises(DownloadRefused) as info:
         await mj.download(Task(id="1", status="SUCCESS", image_url=url), tmp_path)
     assert "only http(s)" in str(info.value)
     assert server.requests == []
