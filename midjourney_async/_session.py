@@ -8,27 +8,23 @@ import os
 import ssl as _ssl
 from collections.abc import AsyncIterator, Iterable, Mapping
 from functools import partial
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, overload
 
-import anyio
 import msgspec
 
 from ._backend import SharedBackend
 from ._config import Settings, check_call_options
 from ._dialects import Dialect, make_dialect
+from ._downloads import DownloadMethods
 from ._endpoints import SubmitEndpoints, need_text
 from ._errors import (
     ConfigurationError,
-    InvalidArgument,
     MidjourneyError,
 )
-from ._grid import write_tiles
 from ._handle import CompletedHandle, TaskHandle
 from ._http import CallOptions
 from ._journal import Journal, JournalEntry, JournalKeeper, SQLiteJournal
-from ._media import fetch_bytes, safe_name, save_task_media
 from ._models import (
     SubmitResult,
     Task,
@@ -58,7 +54,7 @@ _DIMENSIONS = ("PORTRAIT", "SQUARE", "LANDSCAPE")
 _CHANGE_ACTIONS = ("UPSCALE", "VARIATION", "REROLL")
 
 
-class MidjourneySession(SubmitEndpoints):
+class MidjourneySession(SubmitEndpoints, DownloadMethods):
     """An asyncio session with one Midjourney provider.
 
     Arguments left out are read from ``MJ_BASE_URL``, ``MJ_API_KEY``,
@@ -582,74 +578,6 @@ class MidjourneySession(SubmitEndpoints):
         if return_exceptions:
             return await self._waits.wait_all_settled(states, timeout)
         return await self._waits.wait_all(states, timeout)
-
-    # -- downloads ----------------------------------------------------------
-
-    async def download(
-        self,
-        task: Task | TaskHandle,
-        directory: str | os.PathLike[str],
-        *,
-        max_bytes: int = 100 * 1024 * 1024,
-        timeout: float = 300.0,
-    ) -> list[Path]:
-        """Save every image and video of ``task`` into ``directory``; returns the paths.
-
-        A handle is waited on first. Files are named from the task id and
-        index (``<id>.png``, ``<id>_1.png``..., ``<id>_video_1.mp4``) with the
-        extension from the content type. Only http(s) URLs are fetched, each
-        body is capped at ``max_bytes``, and nothing a server sends can place a
-        file outside ``directory``.
-
-        A link that fails is tried again another way, each step logged at
-        warning: a relay's ``/mj/image/<id>`` link on a wrong host is read from
-        the base URL, then the task is fetched again for fresh links (Discord
-        links expire). A loopback link from a server that is not on loopback
-        is never fetched as given.
-        """
-        snapshot = task if isinstance(task, Task) else await task.wait()
-
-        async def refetch() -> Task:
-            fresh = await self.fetch(snapshot.id)
-            self.notify(fresh)
-            return fresh
-
-        with call_options(self._options):
-            return await save_task_media(
-                self._transport,
-                snapshot,
-                Path(directory),
-                max_bytes=max_bytes,
-                timeout=timeout,
-                refetch=refetch,
-            )
-
-    async def split_grid(
-        self,
-        task: Task | TaskHandle,
-        directory: str | os.PathLike[str],
-        *,
-        max_bytes: int = 50 * 1024 * 1024,
-        timeout: float = 300.0,
-    ) -> list[Path]:
-        """Cut a finished grid into its four images, saved as ``<id>_grid_<1-4>.png``.
-
-        Costs one download and no Midjourney job; needs the ``images`` extra (Pillow).
-
-        Example::
-
-            tiles = await mj.split_grid(await handle, "out/")
-        """
-        snapshot = task if isinstance(task, Task) else await task.wait()
-        if not snapshot.image_url:
-            raise InvalidArgument(f"task {snapshot.id} has no image to split")
-        with call_options(self._options):
-            data = await fetch_bytes(
-                self._transport, snapshot.image_url, max_bytes=max_bytes, timeout=timeout
-            )
-        return await anyio.to_thread.run_sync(
-            write_tiles, data, Path(directory), safe_name(snapshot.id)
-        )
 
 
 def _merge_headers(extra: dict[str, str], auth: dict[str, str]) -> dict[str, str]:

@@ -156,14 +156,19 @@ async def test_ctrl_c_prints_the_running_ids_and_how_to_resume() -> None:
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
         )
         assert proc.stderr is not None
-        seen = b""
-        while b"IN_PROGRESS" not in seen:  # the wait is under way
-            line = await asyncio.wait_for(proc.stderr.readline(), 30)
-            assert line, seen.decode()
-            seen += line
-        proc.send_signal(signal.SIGINT)
-        rest = await asyncio.wait_for(proc.stderr.read(), 30)
-        code = await asyncio.wait_for(proc.wait(), 30)
+        try:
+            seen = b""
+            while b"IN_PROGRESS" not in seen:  # the wait is under way
+                line = await asyncio.wait_for(proc.stderr.readline(), 60)
+                assert line, seen.decode()
+                seen += line
+            proc.send_signal(signal.SIGINT)
+            rest = await asyncio.wait_for(proc.stderr.read(), 30)
+            code = await asyncio.wait_for(proc.wait(), 30)
+        finally:
+            if proc.returncode is None:  # never leave the child running
+                proc.kill()
+                await proc.wait()
         [task_id] = list(emu.tasks)
     text = (seen + rest).decode()
     assert code == 130

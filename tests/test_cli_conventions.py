@@ -231,11 +231,16 @@ async def test_ctrl_c_hint_repeats_the_flags_needed_to_resume(tmp_path: Path) ->
             "--base-url", emu.base_url, "--provider", "trueai", "--api-key", emu.api_key,
             "--journal", journal,
         )  # fmt: skip
-        seen = await _read_until(proc, b"IN_PROGRESS")
-        proc.send_signal(signal.SIGINT)
-        assert proc.stderr is not None
-        rest = await asyncio.wait_for(proc.stderr.read(), 30)
-        assert await asyncio.wait_for(proc.wait(), 30) == 130
+        try:
+            seen = await _read_until(proc, b"IN_PROGRESS")
+            proc.send_signal(signal.SIGINT)
+            assert proc.stderr is not None
+            rest = await asyncio.wait_for(proc.stderr.read(), 30)
+            assert await asyncio.wait_for(proc.wait(), 30) == 130
+        finally:
+            if proc.returncode is None:  # never leave the child running
+                proc.kill()
+                await proc.wait()
         [task_id] = list(emu.tasks)
     text = (seen + rest).decode()
     assert (
@@ -290,7 +295,7 @@ async def _read_until(proc: asyncio.subprocess.Process, marker: bytes) -> bytes:
     assert proc.stderr is not None
     seen = b""
     while marker not in seen:
-        line = await asyncio.wait_for(proc.stderr.readline(), 30)
+        line = await asyncio.wait_for(proc.stderr.readline(), 60)
         assert line, seen.decode()
         seen += line
     return seen

@@ -43,6 +43,7 @@ ORDER = [
     "_redis_poller",
     "_handle",
     "_endpoints",
+    "_downloads",
     "_session",
     "_sync",
     "_progress",
