@@ -254,3 +254,12 @@ LOCAL_HOSTS = ["127.0.0.0/8", "::1", "localhost"]
 Emulated = Callable[..., AbstractAsyncContextManager[tuple[Emulator, MidjourneySession]]]
 """The ``emulated`` fixture of ``conftest.py``:
 ``async with emulated(profile, emulator={...}, **session_kwargs) as (emu, mj):``."""
+
+
+def default_sigint() -> None:
+    """For ``preexec_fn``: give a child the default SIGINT even when the test run
+    ignores it (a shell starts background jobs with SIGINT ignored, and an ignored
+    signal is inherited), so that a test can press Ctrl-C in it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

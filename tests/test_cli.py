@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from mj_support import default_sigint
+
 from midjourney_async.testing import Emulator
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -154,6 +156,7 @@ async def test_ctrl_c_prints_the_running_ids_and_how_to_resume() -> None:
             sys.executable, "-m", "midjourney_async", "imagine", "hold --emu-hang",
             "--plain", "--poll-interval", "0.05",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+            preexec_fn=default_sigint,
         )
         assert proc.stderr is not None
         try:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from mj_support import default_sigint
 from test_cli import cli
 
 from midjourney_async import InvalidArgument, MidjourneySession, Task
@@ -288,6 +289,7 @@ async def _start(emu: Emulator | None, *args: str) -> asyncio.subprocess.Process
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "midjourney_async", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        preexec_fn=default_sigint,
     )  # fmt: skip
 
 
