@@ -102,15 +102,16 @@ class SubmitEndpoints:
     _submitter: Submitter
     _options: CallOptions | None = None
 
-    async def _submit(
-        self,
-        op: str,
-        body: msgspec.Struct,
-        extra: dict[str, Any] | None = None,
-        *,
-        continues: str | None = None,
-    ) -> TaskHandle:
-        raise NotImplementedError
+    if TYPE_CHECKING:
+        # Provided by the session.
+        async def _submit(
+            self,
+            op: str,
+            body: msgspec.Struct,
+            extra: dict[str, Any] | None = None,
+            *,
+            continues: str | None = None,
+        ) -> TaskHandle: ...
 
     def _with_account(
         self, account_filter: AccountFilter | None, extra: dict[str, Any] | None

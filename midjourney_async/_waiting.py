@@ -110,7 +110,11 @@ class Waits:
         return self.default_timeout if timeout is None else timeout
 
     async def wait(self, state: TaskState, timeout: float | None) -> Task:
-        """The SUCCESS task of ``state``, or its error."""
+        """The SUCCESS task of ``state``, or its error.
+
+        ``wait_all`` with one state, written out: a frame less for each of
+        thousands of waiting handles (about 300 bytes each).
+        """
         self.check()
         limit = self.limit(timeout)
         settle = Settle(self, [state], limit)
