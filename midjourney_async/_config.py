@@ -47,8 +47,9 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
-def _number(name: str, value: float, *, low: float, high: float = math.inf,
-            open_low: bool = False) -> float:
+def _number(
+    name: str, value: float, *, low: float, high: float = math.inf, open_low: bool = False
+) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigurationError(f"{name} must be a number, not {value!r}")
     if not math.isfinite(value):
@@ -89,9 +90,7 @@ def check_proxy(proxy: str | None) -> str | None:
         return None
     parts = urlsplit(proxy) if isinstance(proxy, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(
-            "proxy must be an http(s) URL such as 'http://proxy.lan:3128'"
-        )
+        raise ConfigurationError("proxy must be an http(s) URL such as 'http://proxy.lan:3128'")
     return proxy
 
 
@@ -132,7 +131,7 @@ class Settings:
     timeout: float
     wait_timeout: float
     poll_interval: float
-    chunk_size: int
+    chunk_size: int | None
     not_found_grace: float
     retry: RetryPolicy
     max_in_flight: int | None
@@ -158,7 +157,7 @@ class Settings:
         timeout: float,
         wait_timeout: float,
         poll_interval: float,
-        chunk_size: int,
+        chunk_size: int | None,
         not_found_grace: float,
         retry: RetryPolicy | None,
         max_in_flight: int | None,
@@ -205,7 +204,9 @@ class Settings:
             timeout=_number("timeout", timeout, low=0, open_low=True),
             wait_timeout=_number("wait_timeout", wait_timeout, low=0, open_low=True),
             poll_interval=_number("poll_interval", poll_interval, low=floor),
-            chunk_size=_whole("chunk_size", chunk_size, low=1, high=10_000),
+            chunk_size=(
+                None if chunk_size is None else _whole("chunk_size", chunk_size, low=1, high=10_000)
+            ),
             not_found_grace=_number("not_found_grace", not_found_grace, low=0),
             retry=check_retry(retry) if retry is not None else RetryPolicy(),
             max_in_flight=max_in_flight,

@@ -34,7 +34,7 @@ from ._errors import (
 from ._models import Task
 from ._state import TrackerStats, is_newer
 
-__all__ = ["Chunk", "TaskReader"]
+__all__ = ["Chunk", "TaskReader", "auto_chunk_size"]
 
 logger = logging.getLogger("midjourney_async")
 
@@ -46,6 +46,17 @@ FetchFn = Callable[[str], Awaitable[Task]]
 LIST_FAILURES_BEFORE_FALLBACK = 3
 # How long it then fetches one by one before it tries the list again.
 LIST_RETRY_AFTER = 300.0
+# Automatic chunking: 100 ids a request, more once a sweep would need over 100
+# requests, up to 1,000 ids (no server limits the count; past a few thousand pending
+# tasks, the per-request cost of HTTP outweighs everything else a sweep does).
+AUTO_CHUNK = 100
+AUTO_CHUNK_MAX = 1000
+AUTO_REQUESTS = 100
+
+
+def auto_chunk_size(n: int) -> int:
+    """Ids per list request when a sweep reads ``n`` ids and no size was set."""
+    return min(AUTO_CHUNK_MAX, max(AUTO_CHUNK, -(-n // AUTO_REQUESTS)))
 
 
 @dataclass(slots=True)
@@ -72,13 +83,14 @@ class TaskReader:
         list_tasks: ListFn | None,
         decode: DecodeFn,
         fetch: FetchFn,
-        chunk_size: int = 100,
+        chunk_size: int | None = None,
         concurrency: int = 8,
     ) -> None:
         self._list = list_tasks
         self.decode = decode
         self._fetch = fetch
-        self.chunk_size = max(1, chunk_size)
+        # None: sized by ``auto_chunk_size`` for each sweep.
+        self.chunk_size = None if chunk_size is None else max(1, chunk_size)
         self._limit = asyncio.Semaphore(max(1, concurrency))
         self._failures = 0
         self._list_again_at = 0.0
@@ -89,8 +101,12 @@ class TaskReader:
         """Whether ids are read through the list endpoint right now."""
         return self._list is not None and time.monotonic() >= self._list_again_at
 
+    def chunk_for(self, n: int) -> int:
+        """Ids per list request for a read of ``n`` ids."""
+        return self.chunk_size or auto_chunk_size(n)
+
     def chunks(self, ids: list[str]) -> list[list[str]]:
-        size = self.chunk_size
+        size = self.chunk_for(len(ids))
         return [ids[i : i + size] for i in range(0, len(ids), size)]
 
     @property
@@ -137,8 +153,7 @@ class TaskReader:
             self._failures = 0
             self._list_again_at = time.monotonic() + LIST_RETRY_AFTER
             logger.warning(
-                "list-by-condition failed %d times in a row (%s); fetching one by one "
-                "for %g s",
+                "list-by-condition failed %d times in a row (%s); fetching one by one for %g s",
                 LIST_FAILURES_BEFORE_FALLBACK,
                 exc,
                 LIST_RETRY_AFTER,

@@ -302,67 +302,69 @@ class Tracker:
         del stats.ids_per_tick[:-100]
         fallback: list[TaskState] = []
         if self.reader.lists:
-            by_id = {st.id: st for st in due}
+            for st in due:
+                # Counted as missed until a row of it comes back (which resets it):
+                # cheaper than tracking which ids each answer held.
+                st.misses += 1
+            size = self.reader.chunk_for(len(due))
+            parts = [due[i : i + size] for i in range(0, len(due), size)]
             chunks = await asyncio.gather(
-                *(self.reader.list_chunk(ids) for ids in self.reader.chunks(list(by_id)))
+                *(self.reader.list_chunk([st.id for st in part]) for part in parts)
             )
-            for chunk in chunks:
-                fallback.extend(self._take_chunk(chunk, by_id))
+            for part, chunk in zip(parts, chunks, strict=True):
+                fallback.extend(self._take_chunk(chunk, part))
         else:
             fallback = due
         if fallback:
             await asyncio.gather(*(self._poll_one(st) for st in fallback))
 
-    def _take_chunk(self, chunk: Chunk, by_id: dict[str, TaskState]) -> list[TaskState]:
-        """Apply one list answer; the states that need a fetch of their own."""
-        states = [by_id[i] for i in chunk.ids]
-        if chunk.error is not None:
+    def _take_chunk(self, chunk: Chunk, states: list[TaskState]) -> list[TaskState]:
+        """Apply one list answer to the ``states`` it asked for; those that need a
+        fetch of their own."""
+        if chunk.error is not None or chunk.fetch_all:
+            for st in states:
+                st.misses -= 1  # not a miss: the list did not answer
             if chunk.fetch_all:
                 return states
+            assert chunk.error is not None
             self._on_error(chunk.error, states)
             return []
-        if chunk.fetch_all:
-            return states
         self._penalty = max(1.0, self._penalty / 2)
         self._foreign = 0
-        pending = {st.id: st for st in states}
         known = self._rows
-        table = self.table
-        seen: dict[str, Task] = {}
+        seen: dict[str, Task] | None = None
         hashes: dict[str, int] = {}
-        unchanged: set[str] = set()
+        dropped = 0
         for row in chunk.rows:
             digest = hash(bytes(row))
-            st = known.get(digest)
-            if st is not None and st.raw_hash == digest and st.id in pending:
+            known_st = known.get(digest)
+            if known_st is not None and known_st.raw_hash == digest:
                 # Byte for byte the row that brought the current snapshot: an
                 # unchanged pending task, nothing to decode.
-                unchanged.add(st.id)
-                table.stats.snapshots_dropped += 1
+                known_st.misses = 0
+                known_st.not_found = 0
+                dropped += 1
                 continue
             task = self.reader.decode(row)
+            if task is None:
+                continue
+            if seen is None:
+                seen = {}
             # Every row counts: new-api keeps a stale MODAL row beside the live one
             # after a modal step, and the forward-only rule picks the live one.
-            if task is not None and task.id in pending and is_newer(seen.get(task.id), task):
+            if is_newer(seen.get(task.id), task):
                 seen[task.id] = task
                 hashes[task.id] = digest
-        missing: list[TaskState] = []
-        for task_id, st in pending.items():
-            row_task = seen.get(task_id)
-            if row_task is not None:
-                if table.update(st, row_task) and not st.done:
-                    self._remember_row(st, hashes[task_id])
-                continue
-            if task_id in unchanged:
-                st.misses = 0
-                st.not_found = 0
-                continue
-            # A batch may leave out an id (a relay not yet refreshed, a lost row):
-            # only a second miss in a row costs a fetch.
-            st.misses += 1
-            if st.misses >= 2:
-                missing.append(st)
-        return missing
+        self.table.stats.snapshots_dropped += dropped
+        if seen is not None:
+            watched = self._watched
+            for task_id, row_task in seen.items():
+                to = watched.get(task_id)
+                if to is not None and self.table.update(to, row_task) and not to.done:
+                    self._remember_row(to, hashes[task_id])
+        # A batch may leave out an id (a relay not yet refreshed, a lost row):
+        # only a second miss in a row costs a fetch.
+        return [st for st in states if st.misses >= 2]
 
     def _remember_row(self, st: TaskState, digest: int) -> None:
         self._forget_row(st)

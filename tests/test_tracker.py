@@ -27,6 +27,7 @@ from midjourney_async import (
     TaskTimeout,
 )
 from midjourney_async._models import STATUS_RANK
+from midjourney_async._reader import auto_chunk_size
 from midjourney_async.testing import Emulator, FaultRule
 
 FAST: dict[str, Any] = {"poll_interval": 0.01, "retry": RetryPolicy.without_waits()}
@@ -290,3 +291,23 @@ async def test_one_stray_404_from_list_does_not_end_batching() -> None:
             await mj.wait_all(handles, timeout=30)
             assert mj._reader.lists
             assert mj.tracker_stats.list_requests > 1
+
+
+@pytest.mark.parametrize(
+    ("pending", "per_request"),
+    [(1, 100), (10_000, 100), (10_001, 101), (20_000, 200), (100_000, 1000), (10**6, 1000)],
+)
+def test_chunks_grow_past_ten_thousand_pending_up_to_a_thousand_ids(
+    pending: int, per_request: int
+) -> None:
+    # At 100,000 pending tasks, 1,000 requests a tick cost more CPU than reading the
+    # answers; no server limits the id count, so a sweep stays at 100 requests.
+    assert auto_chunk_size(pending) == per_request
+    assert math.ceil(pending / per_request) <= max(100, math.ceil(pending / 1000))
+
+
+async def test_an_explicit_chunk_size_is_kept_whatever_the_count() -> None:
+    async with pair(chunk_size=7) as (_emu, mj):
+        assert mj._tracker.reader.chunks([str(i) for i in range(20_000)])[0] == [
+            str(i) for i in range(7)
+        ]
