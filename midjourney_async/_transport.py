@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import aiohttp
 import yarl
 
+from ._conncap import ConnectionCap
 from ._errors import (
     ConfigurationError,
     ConnectError,
@@ -204,7 +205,7 @@ class Transport:
         self.guard = AddressGuard(download_allow or (), base=self._origin[1:])
         self._ssl: _ssl.SSLContext | bool = True if ssl is None else ssl
         self._max_connections = max_connections
-        self._slots: asyncio.Semaphore | None = None
+        self._slots: ConnectionCap | None = None
         self._client: aiohttp.ClientSession | None = None
         self._anonymous: aiohttp.ClientSession | None = None
 
@@ -264,7 +265,7 @@ class Transport:
         if self._client is None:
             # The connector itself is unbounded: the slots below are the limit, so
             # that waiting for a connection happens before the request's clock starts.
-            self._slots = asyncio.Semaphore(self._max_connections)
+            self._slots = ConnectionCap(self._max_connections)
             # Read here, not by aiohttp's trust_env: that also reads ~/.netrc on every
             # request (in a thread) and lets a netrc entry replace the provider's key.
             env = urllib.request.getproxies_environment() if self._trust_env else {}
@@ -389,14 +390,7 @@ class Transport:
         slots = self._slots
         if slots is None or self._client is None:
             raise _not_open()
-        if not slots.locked():
-            await slots.acquire()  # free: returns without suspending
-            return
-        try:
-            await asyncio.wait_for(slots.acquire(), limit)
-        except asyncio.TimeoutError:
-            pass
-        else:
+        if await slots.acquire(limit):
             return
         raise ConnectError(
             f"{method} {path}: no free connection within {limit:.3g} s "

@@ -33,6 +33,7 @@ ORDER = [
     "_journal",
     "_media",
     "_grid",
+    "_conncap",
     "_transport",
     "_webhook",
     "_config",
