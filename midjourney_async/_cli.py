@@ -68,7 +68,7 @@ def _check(args: argparse.Namespace) -> None:
     """Refuse what the session would refuse, naming the flag instead of the argument."""
     if args.timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
-    if args.poll_interval <= 0:
+    if args.poll_interval is not None and args.poll_interval <= 0:
         raise UsageError("--poll-interval must be a positive number of seconds")
     name = args.provider or _env("MJ_PROVIDER") or "midjourney-proxy"
     preset = PROVIDERS.get(name.lower())

@@ -105,9 +105,9 @@ def _globals(p: argparse.ArgumentParser, *, after: bool) -> None:
     g.add_argument(
         "--poll-interval",
         type=float,
-        default=d(3.0),
+        default=d(None),
         metavar="SECONDS",
-        help="seconds between status polls (3)",
+        help="seconds between status polls (env MJ_POLL_INTERVAL, 3)",
     )
     g.add_argument(
         "--journal",

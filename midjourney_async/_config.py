@@ -24,6 +24,7 @@ __all__ = ["MIN_POLL_INTERVAL", "MIN_POLL_INTERVAL_LOCAL", "Settings", "env"]
 
 # The fastest a session may poll a real server, and a server on this machine
 # (the emulator in tests, where near-zero intervals keep suites fast).
+DEFAULT_POLL_INTERVAL = 3.0
 MIN_POLL_INTERVAL = 0.5
 MIN_POLL_INTERVAL_LOCAL = 0.001
 # Callbacks make polling a slow safety net, where the provider sends them.
@@ -34,6 +35,21 @@ def env(name: str) -> str | None:
     """``os.environ[name]`` stripped, or None when unset or blank."""
     value = os.environ.get(name)
     return value.strip() if value and value.strip() else None
+
+
+def _poll_interval(given: float | None) -> float:
+    """The poll interval argument, else ``MJ_POLL_INTERVAL``, else the default."""
+    if given is not None:
+        return given
+    text = env("MJ_POLL_INTERVAL")
+    if text is None:
+        return DEFAULT_POLL_INTERVAL
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigurationError(
+            f"MJ_POLL_INTERVAL must be a number of seconds, not {text[:40]!r}"
+        ) from None
 
 
 def is_loopback_url(url: str) -> bool:
@@ -156,7 +172,7 @@ class Settings:
         mode_prefix: str | None,
         timeout: float,
         wait_timeout: float,
-        poll_interval: float,
+        poll_interval: float | None,
         chunk_size: int | None,
         not_found_grace: float,
         retry: RetryPolicy | None,
@@ -169,7 +185,8 @@ class Settings:
         trust_env: bool = True,
         headers: Mapping[str, str] | None = None,
     ) -> Settings:
-        """Arguments first, then ``MJ_PROVIDER``, ``MJ_MODE``, ``MJ_BASE_URL``, ``MJ_API_KEY``."""
+        """Arguments first, then ``MJ_PROVIDER``, ``MJ_MODE``, ``MJ_BASE_URL``, ``MJ_API_KEY``,
+        ``MJ_POLL_INTERVAL``."""
         name = provider or env("MJ_PROVIDER") or "midjourney-proxy"
         preset = resolve_provider(
             name, auth_header=auth_header, auth_scheme=auth_scheme, mode_prefix=mode_prefix
@@ -203,7 +220,7 @@ class Settings:
             api_key=api_key if api_key is not None else env("MJ_API_KEY"),
             timeout=_number("timeout", timeout, low=0, open_low=True),
             wait_timeout=_number("wait_timeout", wait_timeout, low=0, open_low=True),
-            poll_interval=_number("poll_interval", poll_interval, low=floor),
+            poll_interval=_number("poll_interval", _poll_interval(poll_interval), low=floor),
             chunk_size=(
                 None if chunk_size is None else _whole("chunk_size", chunk_size, low=1, high=10_000)
             ),

@@ -70,9 +70,9 @@ class MidjourneySession(SubmitEndpoints, DownloadMethods):
 
     Main options: ``timeout`` per HTTP request; ``wait_timeout`` the default
     deadline of ``wait()``; ``poll_interval`` the base tick of the shared
-    poller (queued tasks are asked half as often); ``chunk_size`` ids per
-    list-by-condition (by default 100, growing up to 1,000 when a sweep holds more
-    than 10,000 ids); ``retry`` the :class:`RetryPolicy`; ``max_in_flight``
+    poller (3 s, or ``MJ_POLL_INTERVAL``; queued tasks are asked half as often);
+    ``chunk_size`` ids per list-by-condition (by default 100, growing up to 1,000
+    when a sweep holds more than 10,000 ids); ``retry`` the :class:`RetryPolicy`; ``max_in_flight``
     caps tasks submitted and not yet finished (further submits wait for a
     slot, at most ``timeout``); ``webhook`` starts a callback receiver (see
     :class:`WebhookConfig`); ``journal`` keeps every accepted id on disk (see
@@ -102,7 +102,7 @@ class MidjourneySession(SubmitEndpoints, DownloadMethods):
         mode_prefix: str | None = None,
         timeout: float = 30.0,
         wait_timeout: float = 900.0,
-        poll_interval: float = 3.0,
+        poll_interval: float | None = None,
         chunk_size: int | None = None,
         not_found_grace: float = 30.0,
         retry: RetryPolicy | None = None,

@@ -24,7 +24,7 @@ from midjourney_async.testing import Emulator
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No MJ_* variable of the machine running the tests leaks into a session, and
     no proxy of the machine carries the tests' traffic to 127.0.0.1 elsewhere."""
-    for name in ("MJ_BASE_URL", "MJ_API_KEY", "MJ_PROVIDER", "MJ_MODE"):
+    for name in ("MJ_BASE_URL", "MJ_API_KEY", "MJ_PROVIDER", "MJ_MODE", "MJ_POLL_INTERVAL"):
         monkeypatch.delenv(name, raising=False)
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
                  "all_proxy"):

@@ -132,3 +132,27 @@ def test_errors_are_value_errors_too() -> None:
     # Code that guards construction with `except ValueError` keeps working.
     with pytest.raises(ValueError, match="poll_interval"):
         make(poll_interval=0)
+
+
+def test_poll_interval_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MJ_POLL_INTERVAL", "7.5")
+    assert make().poll_interval == 7.5
+    assert make(poll_interval=4).poll_interval == 4  # the argument wins
+
+
+def test_poll_interval_defaults_to_three_seconds() -> None:
+    assert make().poll_interval == 3.0
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [("soon", "MJ_POLL_INTERVAL must be a number of seconds"),
+     ("0.1", r"poll_interval must be at least 0\.5"),
+     ("inf", "poll_interval must be a finite number")],
+)  # fmt: skip
+def test_a_bad_poll_interval_in_the_environment_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str, words: str
+) -> None:
+    monkeypatch.setenv("MJ_POLL_INTERVAL", value)
+    with pytest.raises(ConfigurationError, match=words):
+        make()
