@@ -74,6 +74,7 @@ class _Message(msgspec.Struct, omit_defaults=True):
     kind: str
     task: Task | None = None
     task_id: str | None = None
+    interval: float | None = None
 
 
 _encode = msgspec.json.Encoder().encode
@@ -92,7 +93,10 @@ class RedisBackend:
     ``poller_ttl`` is how long the namespace's poller holds its lease
     without renewing it (the takeover time after it died); ``timeout``
     bounds each Redis call, so a submit is refused within it when Redis is
-    gone.
+    gone. ``retention`` is how long, in seconds, a finished task's entry (and
+    a settled submit's intent) stays in Redis after it ended (``None``: for
+    ever); past it, later finishes sweep it out, and a late callback about
+    that id is refused. Unfinished entries are never swept.
     """
 
     def __init__(
@@ -103,12 +107,19 @@ class RedisBackend:
         lease_ttl: float = 10.0,
         poller_ttl: float = 3.0,
         timeout: float = 2.0,
+        retention: float | None = 86400.0,
     ) -> None:
         if not namespace or not isinstance(namespace, str):
             raise ConfigurationError(f"namespace must be a non-empty string, got {namespace!r}")
         for name, value in (("lease_ttl", lease_ttl), ("poller_ttl", poller_ttl)):
             if not (isinstance(value, (int, float)) and value > 0):
                 raise ConfigurationError(f"{name} must be a positive number, got {value!r}")
+        if retention is not None and not (
+            isinstance(retention, (int, float)) and 0 < retention < float("inf")
+        ):
+            raise ConfigurationError(
+                f"retention must be a positive number of seconds or None, got {retention!r}"
+            )
         self.poller_ttl = float(poller_ttl)
         self.url = url
         self.namespace = namespace
@@ -120,7 +131,8 @@ class RedisBackend:
         self._client: aioredis.Redis = aioredis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
-        self._journal = RedisJournal(self._client, self.key)
+        self.retention = None if retention is None else float(retention)
+        self._journal = RedisJournal(self._client, self.key, retention=self.retention)
         self._slots: RedisSlots | None = None
         self._table: StateTable | None = None
         self._tracker: Tracker | None = None
@@ -205,6 +217,12 @@ class RedisBackend:
         tracker.gate = poller.gate
         # Settle who polls before the first tick.
         await poller.round()
+        if self._slots is not None:
+            try:
+                await self._slots.take_back()
+            except Exception as exc:
+                logger.warning("could not count this worker's running tasks in the "
+                               "in-flight cap again: %r", exc)
         loop = asyncio.get_running_loop()
         self._jobs = [
             loop.create_task(self._listen(), name="midjourney_async-redis-listen"),
@@ -281,7 +299,10 @@ class RedisBackend:
         self._send(lambda: self._client.publish(self.channel, payload))
 
     def _announce_watch(self, task_id: str) -> None:
-        payload = _encode(_Message(self.worker, "watch", task_id=task_id))
+        # The interval rides along: the leader must poll this id that often from its
+        # very next tick, not from its next round.
+        interval = self.poller.own_interval if self.poller is not None else None
+        payload = _encode(_Message(self.worker, "watch", task_id=task_id, interval=interval))
         self._send(lambda: self._client.publish(self.channel, payload))
 
     def _send(self, job: Callable[[], Awaitable[object]]) -> None:
@@ -323,7 +344,9 @@ class RedisBackend:
             if self._slots is not None:
                 self._slots.freed.set()
         elif message.kind == "watch" and message.task_id and self.poller is not None:
-            self.poller.watch_remote(message.task_id, newcomer=True)
+            self.poller.watch_remote(
+                message.task_id, newcomer=True, interval=message.interval
+            )
         elif message.kind == "gone" and message.task_id and self._table is not None:
             st = self._table.get(message.task_id)
             if st is not None and not st.done:
