@@ -16,7 +16,8 @@ Every worker of a namespace (processes, machines) shares through Redis:
   ``resume()`` on any worker lists the unfinished tasks of every worker;
 * the in-flight cap: ``max_in_flight`` counts across the namespace, with
   slots held as leases that a heartbeat renews, so a dead worker's slots
-  come back after ``lease_ttl``;
+  come back after ``lease_ttl``; a closed session holds none, and counts its
+  tasks that still run again when it reopens;
 * snapshots: every snapshot a worker applies (from its poller or a webhook
   callback) is published, and every other worker offers it to its own
   forward-only state machine, so a callback landing on worker B wakes the
@@ -25,8 +26,11 @@ Every worker of a namespace (processes, machines) shares through Redis:
   callback to any of them;
 * the polling: one worker, elected by a lease that lapses when it dies,
   polls the pending ids of every worker (each worker registers the ids it
-  watches) and shares what it reads; the others do not poll while it lives,
-  and one of them takes over within about ``poller_ttl`` after it died.
+  watches) and shares what it reads, at the smallest poll interval a live
+  worker asked for; the others do not poll while it lives, and one of them
+  takes over within about ``poller_ttl`` after it died.
+
+Finished entries stay in Redis for ``retention`` (a day by default).
 
 When Redis cannot be reached, submits are refused with
 :class:`~midjourney_async.JournalError` before anything is sent, and waits go
