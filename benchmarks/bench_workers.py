@@ -8,7 +8,8 @@ carries), a namespace per figure.
 
 1. Status requests per tick: each worker submits the same tasks and waits;
    the emulator counts list-by-condition requests from the last submit until
-   every wait returned, divided by the poll intervals elapsed.
+   every wait returned, divided by the poll intervals elapsed. The yardstick
+   is one session submitting every task itself.
 2. Callback on worker B -> ``wait()`` returning on worker A: three workers
    submit and wait (poll interval 2 s on both sides), the fourth runs the
    webhook receiver. For each task in turn the emulator ends it (cancel) and
@@ -16,7 +17,9 @@ carries), a namespace per figure.
    the POST (this process's ``time.monotonic``) to the moment the waiting
    worker's ``wait()`` returned (its ``time.monotonic``: CLOCK_MONOTONIC on
    Linux, one clock for every process). Independent sessions: B refuses the
-   id it did not submit, so A's wait returns only at its own next poll.
+   id it did not submit, so A's wait returns only at its own next poll (a
+   task the server still lists as queued is asked about less often, so that
+   can take more than one interval).
 3. Takeover: with every worker waiting, the elected poller is killed with
    SIGKILL; the figure is the time until a survivor's first status request
    (and, for information, until the poller lease changed hands). No
@@ -178,12 +181,14 @@ def free_port() -> int:
 # -- 1. status requests per tick -----------------------------------------------------
 
 
-async def requests_per_tick(redis: str | None, quick: bool) -> float:
+async def requests_per_tick(redis: str | None, quick: bool, processes: int = WORKERS) -> float:
+    """With ``processes=1``: one session holding every worker's ids, the yardstick."""
     poll = 0.5
+    per_worker = (3 if quick else 10) * WORKERS // processes
     async with Emulator(speed=20 if quick else 10, concurrency=None, queue_size=None) as emu:
         opts = base(emu, redis, "ticks", poll=poll)
-        async with workers([opts] * WORKERS) as children:
-            await submit_all(children, 3 if quick else 10)
+        async with workers([opts] * processes) as children:
+            await submit_all(children, per_worker)
             before = emu.stats.requests["task/list-by-condition"]
             started = time.monotonic()
             await asyncio.gather(*(c.expect("done", 120) for c in children))
@@ -323,11 +328,15 @@ async def amain(quick: bool) -> list[Row]:
         # 1
         shared = await requests_per_tick(url, quick)
         alone = await requests_per_tick(None, quick)
+        one = await requests_per_tick(None, quick, processes=1)
         rows += [
             Row("workers", f"status requests/tick, {ALONE}", alone, "req"),
             Row("workers", f"status requests/tick, {SHARED}", shared, "req"),
+            Row("workers", "status requests/tick, 1 session holding every id", one, "req"),
             Row("workers", "requests/tick, independent / shared", alone / shared, "x",
                 target=f">= {WORKERS / 2:g}", passed=alone / shared >= WORKERS / 2),
+            Row("workers", "requests/tick, shared / 1 session", shared / one, "x",
+                target="<= 1.25", passed=shared / one <= 1.25),
         ]  # fmt: skip
         # 2
         hooks = await callback_latencies(url, quick)

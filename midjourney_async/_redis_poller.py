@@ -67,7 +67,7 @@ class PollerLease:
         ttl: float,
         tracker: Tracker,
         send: Callable[[Callable[[], Awaitable[object]]], None],
-        announce: Callable[[str], None],
+        announce: Callable[[str, bool], None],
         share: Callable[[Task], None],
         gone: Callable[[str], None],
     ) -> None:
@@ -110,20 +110,30 @@ class PollerLease:
             return
         until = int(time.time() * 1000) + self.keep_ms
         registry = self.registry
+        # Asked about at once here too (nothing known of it, as for handle(id)), or,
+        # like a fresh submit, only after an interval: the leader does the same.
+        st = self.tracker.table.get(task_id)
+        soon = st is None or (st.task is None and st.due <= time.monotonic())
 
         async def register() -> None:
             await self._client.zadd(registry, {task_id: until})
-            self._announce(task_id)
+            self._announce(task_id, soon)
 
         self._send(register)
 
     def watch_remote(
-        self, task_id: str, *, newcomer: bool = False, interval: float | None = None
+        self,
+        task_id: str,
+        *,
+        newcomer: bool = False,
+        interval: float | None = None,
+        soon: bool = True,
     ) -> None:
         """Another worker watches ``task_id`` and polls every ``interval`` (if named):
-        the leader polls it too, at least that often. A ``newcomer`` (just announced)
-        gets what the leader knows of it at once: the task may have moved on, or
-        ended, before that worker asked."""
+        the leader polls it too, at least that often, first at once if ``soon`` (else
+        after an interval, as a fresh submit). A ``newcomer`` (just announced) gets
+        what the leader knows of it at once: the task may have moved on, or ended,
+        before that worker asked."""
         if not self.leading:
             return
         tracker = self.tracker
@@ -141,7 +151,8 @@ class PollerLease:
         if st.done:
             return
         self._remote[task_id] = st
-        tracker.ask_soon(st)
+        if soon:
+            tracker.ask_soon(st)
         tracker.hold(st)
 
     def _drop_remote(self, task_id: str) -> None:
@@ -194,11 +205,12 @@ class PollerLease:
             for st in (self.tracker.table.get(i) for i in self.tracker.watched_ids)
             if st is not None and (st.id not in self._remote or st.waiters or st.holds > 1)
         ]
-        until = int(time.time() * 1000) + self.keep_ms
+        now = int(time.time() * 1000)
         pipe = self._client.pipeline(transaction=False)
-        pipe.zadd(self.intervals, {f"{self.worker} {self.own_interval!r}": until})
+        # A dead worker's pace lapses as fast as a dead poller's lease.
+        pipe.zadd(self.intervals, {f"{self.worker} {self.own_interval!r}": now + self.ttl_ms})
         if mine:
-            pipe.zadd(self.registry, dict.fromkeys(mine, until))
+            pipe.zadd(self.registry, dict.fromkeys(mine, now + self.keep_ms))
         await pipe.execute()
 
     async def _fastest(self) -> float:

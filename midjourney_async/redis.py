@@ -79,6 +79,7 @@ class _Message(msgspec.Struct, omit_defaults=True):
     task: Task | None = None
     task_id: str | None = None
     interval: float | None = None
+    soon: bool = True
 
 
 _encode = msgspec.json.Encoder().encode
@@ -302,11 +303,13 @@ class RedisBackend:
         payload = _encode(_Message(self.worker, "freed"))
         self._send(lambda: self._client.publish(self.channel, payload))
 
-    def _announce_watch(self, task_id: str) -> None:
+    def _announce_watch(self, task_id: str, soon: bool) -> None:
         # The interval rides along: the leader must poll this id that often from its
         # very next tick, not from its next round.
         interval = self.poller.own_interval if self.poller is not None else None
-        payload = _encode(_Message(self.worker, "watch", task_id=task_id, interval=interval))
+        payload = _encode(
+            _Message(self.worker, "watch", task_id=task_id, interval=interval, soon=soon)
+        )
         self._send(lambda: self._client.publish(self.channel, payload))
 
     def _send(self, job: Callable[[], Awaitable[object]]) -> None:
@@ -349,7 +352,7 @@ class RedisBackend:
                 self._slots.freed.set()
         elif message.kind == "watch" and message.task_id and self.poller is not None:
             self.poller.watch_remote(
-                message.task_id, newcomer=True, interval=message.interval
+                message.task_id, newcomer=True, interval=message.interval, soon=message.soon
             )
         elif message.kind == "gone" and message.task_id and self._table is not None:
             st = self._table.get(message.task_id)

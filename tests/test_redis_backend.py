@@ -256,3 +256,27 @@ async def test_the_poller_polls_as_often_as_the_most_eager_live_worker_asks(
             while a._tracker.interval != 120:
                 assert time.monotonic() < end, "the poller kept the interval of a gone worker"
                 await asyncio.sleep(0.05)
+
+
+async def test_the_poller_asks_about_another_workers_fresh_submits_together_after_an_interval(
+    redis_server: RedisServer,
+) -> None:
+    # As one session would: a fresh submit is first asked about after an interval,
+    # so a burst from another worker costs one request, not one per announcement.
+    async with Emulator(speed=10, concurrency=None, queue_size=None) as emu:
+        leading = RedisBackend(redis_server.url, namespace="burst")
+        following = RedisBackend(redis_server.url, namespace="burst")
+        async with session(emu, leading, poll_interval=0.3), session(
+            emu, following, poll_interval=0.3
+        ) as b:
+            assert leading.poller is not None and leading.poller.leading
+            handles = await asyncio.gather(*(b.imagine(f"burst {i}") for i in range(5)))
+            waiting = asyncio.ensure_future(b.wait_all(handles, timeout=30))
+            stats = emu.stats
+            end = time.monotonic() + 10
+            while stats.requests["task/list-by-condition"] == 0:
+                assert time.monotonic() < end, "nobody polled"
+                await asyncio.sleep(0.002)
+            assert (stats.requests["task/list-by-condition"], stats.list_ids) == (1, 5)
+            assert b.tracker_stats.list_requests == 0
+            await waiting
