@@ -5,6 +5,9 @@ expires. A worker takes one only while the set holds fewer live leases than
 the cap (one script: drop the expired, count, add), refreshes the leases it
 holds on a heartbeat, and removes a lease when its task settles. A worker
 that dies stops refreshing, so its leases expire and the slots come back.
+A session that closes removes its leases; its slots stay bound to their
+tasks here, and when it reopens it holds them again for the tasks that
+still run (whatever the count: they are in flight on the account).
 Workers waiting for a slot wake on a "slot freed" message, and look again a
 few times a second anyway, since an expiry sends no message.
 
