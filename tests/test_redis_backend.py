@@ -266,8 +266,9 @@ async def test_the_poller_asks_about_another_workers_fresh_submits_together_afte
     async with Emulator(speed=10, concurrency=None, queue_size=None) as emu:
         leading = RedisBackend(redis_server.url, namespace="burst")
         following = RedisBackend(redis_server.url, namespace="burst")
-        async with session(emu, leading, poll_interval=0.3), session(
-            emu, following, poll_interval=0.3
+        # An interval of 1 s: submits spread over up to half of it are still one sweep.
+        async with session(emu, leading, poll_interval=1.0), session(
+            emu, following, poll_interval=1.0
         ) as b:
             assert leading.poller is not None and leading.poller.leading
             handles = await asyncio.gather(*(b.imagine(f"burst {i}") for i in range(5)))
