@@ -3,9 +3,14 @@
 Entries live in one hash (task id -> entry), the unfinished ones are also in
 a sorted set scored by submit time, so ``unfinished()`` on any worker lists
 the tasks of every worker, dead or alive. Intents (submits on their way) are
-kept the same way. Each write is one round trip that returns only once Redis
-has it; a write that fails raises, and the session then refuses the submit
-(before sending, for an intent) with :class:`JournalError`.
+kept the same way. Finished entries and settled intents are kept for
+``retention`` (a day by default), in a sorted set scored by when they ended;
+each later finish sweeps out a bounded batch of those past it, so the
+namespace does not grow for ever. Unfinished entries are never swept.
+
+Each write is one round trip that returns only once Redis has it; a write
+that fails raises, and the session then refuses the submit (before sending,
+for an intent) with :class:`JournalError`.
 """
 
 from __future__ import annotations
@@ -30,9 +35,22 @@ end
 return 0
 """
 
+# Entries that ended before ARGV[1] leave the hash KEYS[1] and the set KEYS[2], a batch at a time.
+_SWEEP = """
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 100)
+if #old > 0 then
+  redis.call('HDEL', KEYS[1], unpack(old))
+  redis.call('ZREM', KEYS[2], unpack(old))
+end
+return #old
+"""
+
 _FINISH = """
 if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  if ARGV[3] ~= '' then
+    redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+  end
   return 1
 end
 return 0
@@ -49,14 +67,18 @@ class RedisJournal:
     the connection, so :meth:`close` leaves it open.
     """
 
-    def __init__(self, client: Redis, key: str) -> None:
+    def __init__(self, client: Redis, key: str, *, retention: float | None = None) -> None:
         self._client = client
+        self.retention_ms = None if retention is None else int(retention * 1000)
         self._tasks = f"{key}:tasks"
         self._open = f"{key}:open"
+        self._ended = f"{key}:ended"
         self._intents = f"{key}:intents"
         self._intents_open = f"{key}:intents:open"
+        self._intents_ended = f"{key}:intents:ended"
         self._record = client.register_script(_RECORD)
         self._finish = client.register_script(_FINISH)
+        self._sweep = client.register_script(_SWEEP)
 
     def __repr__(self) -> str:
         return f"<RedisJournal {self._tasks}>"
@@ -73,8 +95,18 @@ class RedisJournal:
         entry = await self.get(task_id)
         if entry is None or entry.finished_at is not None:
             return
-        done = msgspec.structs.replace(entry, finished_at=_now(), status=status)
-        await self._finish(keys=[self._tasks, self._open], args=[task_id, _encode(done)])
+        now = _now()
+        done = msgspec.structs.replace(entry, finished_at=now, status=status)
+        kept = self.retention_ms is not None
+        await self._finish(
+            keys=[self._tasks, self._open, self._ended],
+            args=[task_id, _encode(done), now if kept else ""],
+        )
+        await self._swept(self._tasks, self._ended, now)
+
+    async def _swept(self, hash_key: str, ended: str, now: int) -> None:
+        if self.retention_ms is not None:
+            await self._sweep(keys=[hash_key, ended], args=[now - self.retention_ms])
 
     async def _entries(self, hash_key: str, ids: Any) -> list[JournalEntry]:
         if not ids:
@@ -104,13 +136,17 @@ class RedisJournal:
     async def settle_intent(self, tag: str, outcome: str) -> None:
         # The entry stays (with its outcome) for a look later; only the open mark goes.
         row = await self._client.hget(self._intents, tag)
+        now = _now()
         pipe = self._client.pipeline(transaction=True)
         if row is not None:
             pipe.hset(self._intents, tag, _encode(msgspec.structs.replace(
-                _decode(row), status=outcome, finished_at=_now()
+                _decode(row), status=outcome, finished_at=now
             )))
         pipe.zrem(self._intents_open, tag)
+        if self.retention_ms is not None:
+            pipe.zadd(self._intents_ended, {tag: now})
         await pipe.execute()
+        await self._swept(self._intents, self._intents_ended, now)
 
     async def unconfirmed(self) -> list[JournalEntry]:
         tags = await self._client.zrange(self._intents_open, 0, -1)

@@ -9,11 +9,18 @@ others through the shared snapshots. The others skip their ticks while a live
 leader exists, and poll for themselves again when Redis cannot be reached.
 When the leader dies its lease lapses and another worker takes it over on its
 next round, within about ``ttl`` plus a third of it.
+
+Workers may ask for different poll intervals (one with a webhook polls
+slowly, as a safety net; one without relies on polling). Each registers the
+interval it asked for, renewed like its ids, and names it when it announces
+an id; the leader polls at the smallest interval of the live workers, and
+goes back to its own when those workers are gone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -60,7 +67,7 @@ class PollerLease:
         ttl: float,
         tracker: Tracker,
         send: Callable[[Callable[[], Awaitable[object]]], None],
-        announce: Callable[[str], None],
+        announce: Callable[[str, bool], None],
         share: Callable[[Task], None],
         gone: Callable[[str], None],
     ) -> None:
@@ -83,6 +90,9 @@ class PollerLease:
         self.leading = False
         self.leader: str | None = None
         self.takeovers = 0
+        # The interval this worker asked for; the leader may poll faster for others.
+        self.own_interval = tracker.interval
+        self.intervals = f"{key}:intervals"
         # Ids held for other workers (leader only).
         self._remote: dict[str, TaskState] = {}
 
@@ -100,20 +110,35 @@ class PollerLease:
             return
         until = int(time.time() * 1000) + self.keep_ms
         registry = self.registry
+        # Asked about at once here too (nothing known of it, as for handle(id)), or,
+        # like a fresh submit, only after an interval: the leader does the same.
+        st = self.tracker.table.get(task_id)
+        soon = st is None or (st.task is None and st.due <= time.monotonic())
 
         async def register() -> None:
             await self._client.zadd(registry, {task_id: until})
-            self._announce(task_id)
+            self._announce(task_id, soon)
 
         self._send(register)
 
-    def watch_remote(self, task_id: str, *, newcomer: bool = False) -> None:
-        """Another worker watches ``task_id``: the leader polls it too. A ``newcomer``
-        (just announced) gets what the leader knows of it at once: the task may have
-        moved on, or ended, before that worker asked."""
+    def watch_remote(
+        self,
+        task_id: str,
+        *,
+        newcomer: bool = False,
+        interval: float | None = None,
+        soon: bool = True,
+    ) -> None:
+        """Another worker watches ``task_id`` and polls every ``interval`` (if named):
+        the leader polls it too, at least that often, first at once if ``soon`` (else
+        after an interval, as a fresh submit). A ``newcomer`` (just announced) gets
+        what the leader knows of it at once: the task may have moved on, or ended,
+        before that worker asked."""
         if not self.leading:
             return
         tracker = self.tracker
+        if interval is not None and 0 < interval < tracker.interval:
+            tracker.interval = interval
         known = tracker.table.get(task_id)
         if newcomer and known is not None:
             if isinstance(known.error, TaskNotFound):
@@ -126,7 +151,8 @@ class PollerLease:
         if st.done:
             return
         self._remote[task_id] = st
-        tracker.ask_soon(st)
+        if soon:
+            tracker.ask_soon(st)
         tracker.hold(st)
 
     def _drop_remote(self, task_id: str) -> None:
@@ -156,8 +182,10 @@ class PollerLease:
                 self.leader = self.worker
             await self._register_mine()
             if self.leading:
+                self.tracker.interval = await self._fastest()
                 await self._take_registered()
-            elif self._remote:
+            else:
+                self.tracker.interval = self.own_interval
                 for task_id in list(self._remote):
                     self._drop_remote(task_id)
         except asyncio.CancelledError:
@@ -169,6 +197,7 @@ class PollerLease:
                 )
             self.leading = False
             self.leader = None
+            self.tracker.interval = self.own_interval
 
     async def _register_mine(self) -> None:
         mine = [
@@ -176,9 +205,27 @@ class PollerLease:
             for st in (self.tracker.table.get(i) for i in self.tracker.watched_ids)
             if st is not None and (st.id not in self._remote or st.waiters or st.holds > 1)
         ]
+        now = int(time.time() * 1000)
+        pipe = self._client.pipeline(transaction=False)
+        # A dead worker's pace lapses as fast as a dead poller's lease.
+        pipe.zadd(self.intervals, {f"{self.worker} {self.own_interval!r}": now + self.ttl_ms})
         if mine:
-            until = int(time.time() * 1000) + self.keep_ms
-            await self._client.zadd(self.registry, dict.fromkeys(mine, until))
+            pipe.zadd(self.registry, dict.fromkeys(mine, now + self.keep_ms))
+        await pipe.execute()
+
+    async def _fastest(self) -> float:
+        """The smallest poll interval a live worker of the namespace asked for."""
+        now = int(time.time() * 1000)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.zremrangebyscore(self.intervals, "-inf", now)
+        pipe.zrangebyscore(self.intervals, now, "+inf")
+        _, raw = await pipe.execute()
+        asked = [self.own_interval]
+        for member in raw:
+            text = member.decode() if isinstance(member, bytes) else str(member)
+            with contextlib.suppress(ValueError, IndexError):
+                asked.append(float(text.split()[1]))
+        return min(value for value in asked if value > 0)
 
     async def _take_registered(self) -> None:
         now = int(time.time() * 1000)
@@ -195,6 +242,11 @@ class PollerLease:
         """Give the lease up (the session closes), so another worker takes over at once."""
         for task_id in list(self._remote):
             self._drop_remote(task_id)
+        self.tracker.interval = self.own_interval
+        try:
+            await self._client.zrem(self.intervals, f"{self.worker} {self.own_interval!r}")
+        except Exception as exc:
+            logger.debug("could not withdraw the poll interval (it lapses): %r", exc)
         if self.leading:
             self.leading = False
             try:

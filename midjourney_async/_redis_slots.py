@@ -5,6 +5,9 @@ expires. A worker takes one only while the set holds fewer live leases than
 the cap (one script: drop the expired, count, add), refreshes the leases it
 holds on a heartbeat, and removes a lease when its task settles. A worker
 that dies stops refreshing, so its leases expire and the slots come back.
+A session that closes removes its leases; its slots stay bound to their
+tasks here, and when it reopens it holds them again for the tasks that
+still run (whatever the count: they are in flight on the account).
 Workers waiting for a slot wake on a "slot freed" message, and look again a
 few times a second anyway, since an expiry sends no message.
 
@@ -53,6 +56,13 @@ end
 return 0
 """
 
+_HOLD = _NOW + """
+for i = 2, #ARGV do
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[i])
+end
+return 0
+"""
+
 # How often a waiting acquire looks again without a message (an expired lease sends none).
 _LOOK_AGAIN = 0.25
 
@@ -96,6 +106,7 @@ class RedisSlots:
         self._send = send
         self._take = client.register_script(_TAKE)
         self._renew = client.register_script(_RENEW)
+        self._hold = client.register_script(_HOLD)
         self._bound: dict[str, _Lease] = {}
         # Every lease this worker holds, bound or not: the heartbeat renews them.
         self.leases: set[str] = set()
@@ -191,9 +202,23 @@ class RedisSlots:
             await self._renew(keys=[self.key], args=[self._lease_ms, *self.leases])
 
     async def give_back_all(self) -> None:
-        """Remove every lease held here (the session is closing)."""
+        """Remove every lease held here (the session is closing).
+
+        The slots stay bound to their tasks here: should the session reopen
+        while they run, :meth:`take_back` counts them again.
+        """
         held = list(self.leases)
         self.leases.clear()
-        self._bound.clear()
         if held:
             await self._client.zrem(self.key, *held)
+
+    async def take_back(self) -> None:
+        """Hold again the slots of tasks that still run (the session reopened).
+
+        Taken whatever the count: the tasks run on the account, so they are
+        in flight; new submits wait until they end.
+        """
+        tokens = [slot.token for slot in self._bound.values()]
+        if tokens:
+            self.leases.update(tokens)
+            await self._hold(keys=[self.key], args=[self._lease_ms, *tokens])

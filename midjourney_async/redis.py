@@ -16,7 +16,8 @@ Every worker of a namespace (processes, machines) shares through Redis:
   ``resume()`` on any worker lists the unfinished tasks of every worker;
 * the in-flight cap: ``max_in_flight`` counts across the namespace, with
   slots held as leases that a heartbeat renews, so a dead worker's slots
-  come back after ``lease_ttl``;
+  come back after ``lease_ttl``; a closed session holds none, and counts its
+  tasks that still run again when it reopens;
 * snapshots: every snapshot a worker applies (from its poller or a webhook
   callback) is published, and every other worker offers it to its own
   forward-only state machine, so a callback landing on worker B wakes the
@@ -25,8 +26,11 @@ Every worker of a namespace (processes, machines) shares through Redis:
   callback to any of them;
 * the polling: one worker, elected by a lease that lapses when it dies,
   polls the pending ids of every worker (each worker registers the ids it
-  watches) and shares what it reads; the others do not poll while it lives,
-  and one of them takes over within about ``poller_ttl`` after it died.
+  watches) and shares what it reads, at the smallest poll interval a live
+  worker asked for; the others do not poll while it lives, and one of them
+  takes over within about ``poller_ttl`` after it died.
+
+Finished entries stay in Redis for ``retention`` (a day by default).
 
 When Redis cannot be reached, submits are refused with
 :class:`~midjourney_async.JournalError` before anything is sent, and waits go
@@ -74,6 +78,8 @@ class _Message(msgspec.Struct, omit_defaults=True):
     kind: str
     task: Task | None = None
     task_id: str | None = None
+    interval: float | None = None
+    soon: bool = True
 
 
 _encode = msgspec.json.Encoder().encode
@@ -92,7 +98,10 @@ class RedisBackend:
     ``poller_ttl`` is how long the namespace's poller holds its lease
     without renewing it (the takeover time after it died); ``timeout``
     bounds each Redis call, so a submit is refused within it when Redis is
-    gone.
+    gone. ``retention`` is how long, in seconds, a finished task's entry (and
+    a settled submit's intent) stays in Redis after it ended (``None``: for
+    ever); past it, later finishes sweep it out, and a late callback about
+    that id is refused. Unfinished entries are never swept.
     """
 
     def __init__(
@@ -103,12 +112,19 @@ class RedisBackend:
         lease_ttl: float = 10.0,
         poller_ttl: float = 3.0,
         timeout: float = 2.0,
+        retention: float | None = 86400.0,
     ) -> None:
         if not namespace or not isinstance(namespace, str):
             raise ConfigurationError(f"namespace must be a non-empty string, got {namespace!r}")
         for name, value in (("lease_ttl", lease_ttl), ("poller_ttl", poller_ttl)):
             if not (isinstance(value, (int, float)) and value > 0):
                 raise ConfigurationError(f"{name} must be a positive number, got {value!r}")
+        if retention is not None and not (
+            isinstance(retention, (int, float)) and 0 < retention < float("inf")
+        ):
+            raise ConfigurationError(
+                f"retention must be a positive number of seconds or None, got {retention!r}"
+            )
         self.poller_ttl = float(poller_ttl)
         self.url = url
         self.namespace = namespace
@@ -120,7 +136,8 @@ class RedisBackend:
         self._client: aioredis.Redis = aioredis.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout
         )
-        self._journal = RedisJournal(self._client, self.key)
+        self.retention = None if retention is None else float(retention)
+        self._journal = RedisJournal(self._client, self.key, retention=self.retention)
         self._slots: RedisSlots | None = None
         self._table: StateTable | None = None
         self._tracker: Tracker | None = None
@@ -205,6 +222,12 @@ class RedisBackend:
         tracker.gate = poller.gate
         # Settle who polls before the first tick.
         await poller.round()
+        if self._slots is not None:
+            try:
+                await self._slots.take_back()
+            except Exception as exc:
+                logger.warning("could not count this worker's running tasks in the "
+                               "in-flight cap again: %r", exc)
         loop = asyncio.get_running_loop()
         self._jobs = [
             loop.create_task(self._listen(), name="midjourney_async-redis-listen"),
@@ -280,8 +303,13 @@ class RedisBackend:
         payload = _encode(_Message(self.worker, "freed"))
         self._send(lambda: self._client.publish(self.channel, payload))
 
-    def _announce_watch(self, task_id: str) -> None:
-        payload = _encode(_Message(self.worker, "watch", task_id=task_id))
+    def _announce_watch(self, task_id: str, soon: bool) -> None:
+        # The interval rides along: the leader must poll this id that often from its
+        # very next tick, not from its next round.
+        interval = self.poller.own_interval if self.poller is not None else None
+        payload = _encode(
+            _Message(self.worker, "watch", task_id=task_id, interval=interval, soon=soon)
+        )
         self._send(lambda: self._client.publish(self.channel, payload))
 
     def _send(self, job: Callable[[], Awaitable[object]]) -> None:
@@ -323,7 +351,9 @@ class RedisBackend:
             if self._slots is not None:
                 self._slots.freed.set()
         elif message.kind == "watch" and message.task_id and self.poller is not None:
-            self.poller.watch_remote(message.task_id, newcomer=True)
+            self.poller.watch_remote(
+                message.task_id, newcomer=True, interval=message.interval, soon=message.soon
+            )
         elif message.kind == "gone" and message.task_id and self._table is not None:
             st = self._table.get(message.task_id)
             if st is not None and not st.done:

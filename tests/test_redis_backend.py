@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from redis_support import redis_client, redis_server
 
 from midjourney_async import (
+    ConfigurationError,
     JournalError,
     MidjourneySession,
     TaskNotFound,
@@ -177,3 +178,106 @@ async def test_a_task_the_server_does_not_know_ends_the_waits_of_workers_that_do
             assert time.monotonic() - started < 10
             assert b.tracker_stats.fetch_requests == 0
             assert a.tracker_stats.fetch_requests > 0
+
+
+async def test_a_reopened_session_counts_its_running_tasks_against_the_shared_cap(
+    redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    # speed 10: an imagine runs 4-6 s, past the close and the reopen.
+    async with Emulator(speed=10, concurrency=None, queue_size=None) as emu:
+        backend = RedisBackend(redis_server.url, namespace="reopen")
+        mj = session(emu, backend, max_in_flight=2)
+        async with mj:
+            running = [await mj.imagine(f"still running {i}") for i in range(2)]
+        # Closed, it holds no slot: should the process end here, nothing lingers.
+        assert await redis_client.zcard("mj:{reopen}:slots") == 0
+        async with mj:
+            # Reopened, its two tasks still run on the account: they count again.
+            assert await redis_client.zcard("mj:{reopen}:slots") == 2
+            other = RedisBackend(redis_server.url, namespace="reopen")
+            async with session(emu, other, max_in_flight=2) as second:
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(second.imagine("over the cap"), 0.5)
+                assert emu.stats.submit_attempts_by_prompt["over the cap"] == 0
+                await mj.wait_all(running, timeout=30)
+                # Their slots come back when they end.
+                handle = await asyncio.wait_for(second.imagine("a freed slot"), 5)
+                await handle.wait(timeout=30)
+            assert emu.stats.most_in_flight == 2
+        assert await redis_client.zcard("mj:{reopen}:slots") == 0
+
+
+async def test_finished_entries_leave_redis_after_the_retention(
+    redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    async with Emulator(speed=200) as emu:
+        backend = RedisBackend(redis_server.url, namespace="kept", retention=0.5)
+        async with session(emu, backend) as mj:
+            first = await mj.imagine("first")
+            await first.wait(timeout=20)
+            entry = None
+            end = time.monotonic() + 10
+            while entry is None or entry.finished_at is None:
+                assert time.monotonic() < end, "the first task was never marked finished"
+                await asyncio.sleep(0.02)
+                entry = await backend.journal().get(first.id)
+            # Past its retention (time has to pass), the next finished task sweeps it out.
+            await asyncio.sleep(max(0.0, (entry.finished_at + 500) / 1000 - time.time()))
+            second = await mj.imagine("second")
+            await second.wait(timeout=20)
+            end = time.monotonic() + 10
+            while await redis_client.hexists("mj:{kept}:tasks", first.id):
+                assert time.monotonic() < end, "the finished entry stayed past its retention"
+                await asyncio.sleep(0.02)
+            assert await redis_client.hexists("mj:{kept}:tasks", second.id)
+            assert await redis_client.hlen("mj:{kept}:intents") == 1
+            assert not await backend.knows(first.id)
+            assert await mj.resume() == []
+    with pytest.raises(ConfigurationError):
+        RedisBackend(redis_server.url, retention=0)
+
+
+async def test_the_poller_polls_as_often_as_the_most_eager_live_worker_asks(
+    redis_server: RedisServer,
+) -> None:
+    # speed 20: an imagine runs 2-3 s, past the poller's first look at it.
+    async with Emulator(speed=20, concurrency=None, queue_size=None) as emu:
+        slow = RedisBackend(redis_server.url, namespace="eager")
+        eager = RedisBackend(redis_server.url, namespace="eager")
+        async with session(emu, slow, poll_interval=120) as a:
+            async with session(emu, eager, poll_interval=0.05) as b:
+                assert slow.poller is not None and slow.poller.leading
+                handle = await b.imagine("asked for often")
+                task = await handle.wait(timeout=15)
+                assert task.status == TaskStatus.SUCCESS
+                assert b.tracker_stats.list_requests == 0
+            # The eager worker is gone: the poller goes back to its own pace.
+            end = time.monotonic() + 15
+            while a._tracker.interval != 120:
+                assert time.monotonic() < end, "the poller kept the interval of a gone worker"
+                await asyncio.sleep(0.05)
+
+
+async def test_the_poller_asks_about_another_workers_fresh_submits_together_after_an_interval(
+    redis_server: RedisServer,
+) -> None:
+    # As one session would: a fresh submit is first asked about after an interval,
+    # so a burst from another worker costs one request, not one per announcement.
+    async with Emulator(speed=10, concurrency=None, queue_size=None) as emu:
+        leading = RedisBackend(redis_server.url, namespace="burst")
+        following = RedisBackend(redis_server.url, namespace="burst")
+        # An interval of 1 s: submits spread over up to half of it are still one sweep.
+        async with session(emu, leading, poll_interval=1.0), session(
+            emu, following, poll_interval=1.0
+        ) as b:
+            assert leading.poller is not None and leading.poller.leading
+            handles = await asyncio.gather(*(b.imagine(f"burst {i}") for i in range(5)))
+            waiting = asyncio.ensure_future(b.wait_all(handles, timeout=30))
+            stats = emu.stats
+            end = time.monotonic() + 10
+            while stats.requests["task/list-by-condition"] == 0:
+                assert time.monotonic() < end, "nobody polled"
+                await asyncio.sleep(0.002)
+            assert (stats.requests["task/list-by-condition"], stats.list_ids) == (1, 5)
+            assert b.tracker_stats.list_requests == 0
+            await waiting

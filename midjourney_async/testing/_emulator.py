@@ -500,7 +500,11 @@ class Emulator:
 
     def admit(self, task: EmuTask) -> tuple[Admission, int]:
         """Start ``task`` or queue it (see :meth:`Engine.admit`)."""
-        return self._engine.admit(task)
+        outcome = self._engine.admit(task)
+        held = self._engine.running + len(self._engine.waiting)
+        if held > self.stats.most_in_flight:
+            self.stats.most_in_flight = held
+        return outcome
 
     def leave_modal(self, task: EmuTask, prompt: str) -> None:
         """The modal was submitted: the task takes ``prompt`` and waits for a slot."""

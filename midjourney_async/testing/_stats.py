@@ -23,6 +23,8 @@ class EmulatorStats:
             of one grid) was pressed once.
         tasks_by_status: Live gauge: how many tasks are in each status now (not reset).
         tasks_created: Tasks created since the last reset.
+        most_in_flight: The most tasks the account held at once (running or queued)
+            since the last reset: proves that clients kept to a cap across processes.
         fetch_ids: Ids asked for with ``task/fetch`` (ohmygpt: ``query``).
         list_ids: Ids asked for with ``task/list-by-condition``, summed over calls.
         auth_failures: Requests refused for a missing or wrong key.
@@ -45,6 +47,7 @@ class EmulatorStats:
     submits_by_custom_id: Counter[str] = field(default_factory=Counter)
     tasks_by_status: Counter[str] = field(default_factory=Counter)
     tasks_created: int = 0
+    most_in_flight: int = 0
     fetch_ids: int = 0
     list_ids: int = 0
     auth_failures: int = 0

@@ -46,3 +46,23 @@ async def test_responses_and_auth_failures_are_counted(wire: WireFactory) -> Non
     await w.fetch("1")
     assert w.emu.stats.auth_failures == 1
     assert w.emu.stats.responses == {401: 1, 400: 1}
+
+
+async def test_most_in_flight_is_the_peak_of_running_and_queued_tasks(wire: WireFactory) -> None:
+    w = await wire("midjourney-proxy-plus", speed="realtime", concurrency=2, queue_size=1)
+    first, _ = await w.imagine("a"), await w.imagine("b")
+    await w.imagine("c")  # queued
+    assert (await w.submit("imagine", prompt="d")).json()["code"] == 23  # full: not held
+    stats = w.emu.stats
+    assert stats.most_in_flight == 3
+    w.emu.cancel(first)  # the queued one starts: still 2 running, none queued
+    await w.imagine("e")
+    assert (w.emu.running, w.emu.waiting, stats.most_in_flight) == (2, 1, 3)
+    await w.emu.complete_all()
+    await w.imagine("f")
+    assert stats.most_in_flight == 3  # a peak, not a gauge
+    stats.reset()
+    await w.imagine("g")
+    assert stats.most_in_flight == 2  # f still runs, and g
+    served = (await w.call("GET", "/_emulator/stats", auth=False)).json()
+    assert served["most_in_flight"] == 2
