@@ -164,7 +164,7 @@ class Tracker:
 
     def ask_soon(self, st: TaskState) -> None:
         """Ask about ``st`` on the next tick rather than after a full interval."""
-        if st.task is None:
+        if st.status is None:
             st.due = 0.0
             self._soonest = 0.0
 
@@ -290,8 +290,8 @@ class Tracker:
             return
         running, queued = self._intervals()
         for st in due:
-            task = st.task
-            st.due = now + (queued if task is None or task.status in _QUEUED else running)
+            status = st.status
+            st.due = now + (queued if status is None or status in _QUEUED else running)
         self._soonest = min(later, now + running)
         if self.gate is not None and not self.gate():
             # Another worker polls these and shares what it reads.
