@@ -3,11 +3,13 @@
 A task that runs for minutes is held as its last snapshot by every pending
 handle, thousands of them at once. A decoded :class:`Task` with its strings
 and properties costs about 1.1 KB; the same values packed with msgpack cost
-about 430 bytes, and nothing reads them until someone asks for the task.
+about 400 bytes, and nothing reads them until someone asks for the task. The
+id and status are left out: the task state holds them already.
+
 Only snapshots that come back field for field equal are packed: plain JSON
-values in the containers, no buttons or media structs, times already in milliseconds (the
-conversion in ``Task.__post_init__`` runs again on unpacking and must be a
-no-op). Anything else stays a Task.
+values in the containers, no buttons or media structs, times already in
+milliseconds (``Task.__post_init__`` runs again on unpacking, and its
+conversion of seconds must be a no-op). Anything else stays a Task.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def _plain(value: Any) -> bool:
 
 
 def pack(task: Task) -> bytes | None:
-    """``task`` packed, or None when unpacking would not give it back exactly."""
+    """``task`` packed but for its id and status, or None when unpacking would not
+    give it back exactly."""
     if task.buttons:
         return None
     for t in (task.submit_time, task.start_time, task.finish_time):
@@ -53,7 +56,7 @@ def pack(task: Task) -> bytes | None:
             and _plain(task.video_url_refs)
         ):
             return None
-        packed = _encoder.encode(msgspec.structs.astuple(task))
+        packed = _encoder.encode(msgspec.structs.astuple(task)[2:])
     except (RecursionError, OverflowError, msgspec.EncodeError):
         return None
     # The encoder's bytes keep its whole write buffer (512 bytes and up): an
@@ -61,6 +64,6 @@ def pack(task: Task) -> bytes | None:
     return bytes(memoryview(packed))
 
 
-def unpack(packed: bytes) -> Task:
-    """The Task ``pack`` packed."""
-    return Task(*_decoder.decode(packed))
+def unpack(packed: bytes, task_id: str, status: str) -> Task:
+    """The Task ``pack`` packed, with its id and status."""
+    return Task(task_id, status, *_decoder.decode(packed))

@@ -138,7 +138,8 @@ class TaskState:
             return snap
         # Unpacked once and kept until the next snapshot: whoever reads it twice
         # gets one object, and a task nobody looks at stays packed.
-        task = self._snap = unpack(snap)
+        assert self.status is not None
+        task = self._snap = unpack(snap, self.id, self.status)
         return task
 
     def keep(self, task: Task) -> None:
@@ -146,7 +147,11 @@ class TaskState:
         status = task.status
         self.status = status
         self.percent = task.progress_percent
-        packed = None if status in TERMINAL or status == TaskStatus.MODAL else pack(task)
+        packed = (
+            None
+            if status in TERMINAL or status == TaskStatus.MODAL or task.id != self.id
+            else pack(task)
+        )
         self._snap = task if packed is None else packed
 
     def forget(self) -> None:

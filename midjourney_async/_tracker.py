@@ -77,8 +77,11 @@ class Tracker:
         # One set of counters, kept live by the table, the reader and the poller.
         self._stats = table.stats
         reader.stats = table.stats
-        # When running waits end: a pause never runs past the nearest one.
+        # When running waits end: a pause never runs past the nearest one. Single
+        # waits keep their deadline on themselves (a dict entry less for each of
+        # thousands of waiting handles): ``wait_ends`` lists them on demand.
         self._ends: dict[object, float] = {}
+        self.wait_ends: Callable[[Iterable[TaskState]], Iterable[float]] | None = None
         # No watched task is due before this (a lower bound: the sweep then finds
         # nothing due and works it out again).
         self._soonest = 0.0
@@ -178,8 +181,11 @@ class Tracker:
     def _pause(self, seconds: float) -> None:
         now = time.monotonic()
         until = now + min(seconds, MAX_PAUSE)
-        if self._ends:
-            nearest = min(self._ends.values())
+        ends = list(self._ends.values())
+        if self.wait_ends is not None:
+            ends.extend(self.wait_ends(self._watched.values()))
+        if ends:
+            nearest = min(ends)
             if nearest < until:
                 # Ask once more shortly before the nearest wait gives up.
                 until = max(now, nearest - max(0.05, min(1.0, (nearest - now) * 0.1)))

@@ -18,7 +18,7 @@ import contextlib
 import contextvars
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Final
 
 import anyio
@@ -90,6 +90,7 @@ class Waits:
         self.default_timeout = default_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
         self.opened = False
+        tracker.wait_ends = _wait_ends
 
     def bind_loop(self) -> None:
         """The session opened on the running loop: waits belong to it from now on."""
@@ -115,72 +116,82 @@ class Waits:
     async def wait(self, state: TaskState, timeout: float | None) -> Task:
         """The SUCCESS task of ``state``, or its error.
 
-        Thousands of handles may each wait at once, so a wait is one frame with
-        few locals, one future (:class:`_Wake`, also the state's subscriber) and
-        one timer for its deadline: no :class:`Settle`, no timeout context. The
+        Thousands of handles may each wait at once, so a wait is one small
+        frame, one future (:class:`_Wake`, also the state's subscriber) and one
+        timer for its deadline: no :class:`Settle`, no timeout context. The
         rare paths (a modal step, a successor) take a fresh future.
         """
         self.check()
-        st = state.latest
-        self.tracker.watch(st)
-        wake = _Wake.arm(self, st, asyncio.get_running_loop().time() + self.limit(timeout))
+        wake = self._start(state, timeout)
         try:
             while True:
-                if st.successor is not None or (
-                    st.modal_answer is not None and st.status == TaskStatus.MODAL
-                ):
-                    nxt = None if wake.expired else await self._next(st, wake.end)
-                    if nxt is None:
-                        wake.expire()
-                    elif nxt is not st:
-                        wake = self._move(wake, st, nxt)
-                        st = nxt
-                        continue
+                got = self._step(wake, timeout)
+                if got is None:
+                    wake = await self._follow(wake)
+                elif isinstance(got, _Wake):
+                    wake = got
+                    await wake
                 else:
-                    task = self._outcome(st)
-                    if task is not None:
-                        return task
-                if wake.expired:
-                    raise TaskTimeout(st.id, self.limit(timeout), st.task)
-                if wake.done():
-                    wake = self._move(wake, st, st)
-                await wake
+                    return got
         finally:
-            wake.disarm(st)
-            self.tracker.unwatch(st)
-            if wake.expired and self.gave_up is not None and not st.settled:
-                self.gave_up(st)
+            self._ended(wake)
 
-    def _outcome(self, st: TaskState) -> Task | None:
-        """The SUCCESS task of ``st``; raises its error; None while it runs."""
-        status = st.status
-        if status == TaskStatus.SUCCESS or status in _FAILED:
-            task = st.task
-            assert task is not None
-            if status == TaskStatus.SUCCESS:
-                return task
-            raise TaskFailed(task)
-        if status == TaskStatus.MODAL:
-            raise ModalRequired(self.handle_for(st))
-        if st.error is not None:
-            raise st.error
-        if self.table.closed:
-            raise SessionClosed(st.id)
-        return None
+    def _start(self, state: TaskState, timeout: float | None) -> _Wake:
+        st = state.latest
+        self.tracker.watch(st)
+        return _Wake.arm(self, st, asyncio.get_running_loop().time() + self.limit(timeout))
 
-    def _move(self, wake: _Wake, st: TaskState, nxt: TaskState) -> _Wake:
-        """A fresh wake on ``nxt`` (``st`` itself, or the task it became), same deadline."""
-        wake.disarm(st)
-        if nxt is not st:
-            self.tracker.unwatch(st)
+    def _ended(self, wake: _Wake) -> None:
+        """A single wait ended: unsubscribe, unwatch, and give up a slot at the deadline."""
+        wake.disarm()
+        st = wake.st
+        self.tracker.unwatch(st)
+        if wake.expired and self.gave_up is not None and not st.settled:
+            self.gave_up(st)
+
+    def _step(self, wake: _Wake, timeout: float | None) -> Task | _Wake | None:
+        """Where a single wait stands: its SUCCESS task, the wake to sleep on, or
+        None when a modal step or a successor must be followed first. Raises the
+        wait's error."""
+        st = wake.st
+        if st.successor is not None or (
+            st.modal_answer is not None and st.status == TaskStatus.MODAL
+        ):
+            if not wake.expired:
+                return None
+        else:
+            status = st.status
+            if status == TaskStatus.SUCCESS or status in _FAILED:
+                task = st.task
+                assert task is not None
+                if status == TaskStatus.SUCCESS:
+                    return task
+                raise TaskFailed(task)
+            if status == TaskStatus.MODAL:
+                raise ModalRequired(self.handle_for(st))
+            if st.error is not None:
+                raise st.error
+            if self.table.closed:
+                raise SessionClosed(st.id)
+        if wake.expired:
+            raise TaskTimeout(st.id, self.limit(timeout), st.task)
+        return self._move(wake, st) if wake.done() else wake
+
+    def _move(self, wake: _Wake, nxt: TaskState) -> _Wake:
+        """A fresh wake on ``nxt`` (the same state, or the task it became), same deadline."""
+        wake.disarm()
+        if nxt is not wake.st:
+            self.tracker.unwatch(wake.st)
             self.tracker.watch(nxt)
         return _Wake.arm(self, nxt, wake.end)
 
-    async def _next(self, st: TaskState, end: float) -> TaskState | None:
-        """The state a single wait follows after ``st``: its successor, or the task
-        its modal answer became (``st`` itself when it stays under the same id);
-        None when the wait's deadline (``end``, loop time) passed first."""
-        if st.successor is None:
+    async def _follow(self, wake: _Wake) -> _Wake:
+        """Follow the successor of a single wait's state, or submit its modal answer
+        and follow the task it became; the wake to go on with."""
+        st = wake.st
+        nxt = st.successor
+        if nxt is None:
+            end = wake.end
             try:
                 async with deadline(max(0.0, end - asyncio.get_running_loop().time())):
                     # Raises what the step met: a timeout of it must not read as ours.
@@ -188,11 +199,12 @@ class Waits:
             except TimeoutError as exc:
                 if isinstance(exc, MidjourneyError):
                     raise
-                return None
+                wake.expire()
+                return wake
             if nxt is st:
-                return st
-            return nxt.latest
-        return st.successor.latest
+                # Accepted under the same id: wait for its next snapshots.
+                return self._move(wake, st)
+        return self._move(wake, nxt.latest)
 
     async def wait_all(self, states: list[TaskState], timeout: float | None) -> list[Task]:
         """Every task in order; the first error is raised and the other waits end."""
@@ -308,10 +320,11 @@ class _Wake(asyncio.Future[None]):
     """What one ``wait()`` sleeps on: woken by its state when it may have settled,
     or by its deadline timer (then ``expired``)."""
 
-    __slots__ = ("timer", "waits")
+    __slots__ = ("st", "timer", "waits")
 
     # The timer's callback only wakes a future: it needs no copy of the caller's context.
     _context: Final = contextvars.Context()
+    st: TaskState
     timer: asyncio.TimerHandle | None
     waits: Waits
 
@@ -320,11 +333,9 @@ class _Wake(asyncio.Future[None]):
         """A wake subscribed to ``st`` with its timer set at ``end`` (loop time)."""
         loop = asyncio.get_running_loop()
         wake = cls(loop=loop)
+        wake.st = st
         wake.waits = waits
         wake.timer = loop.call_at(end, wake, context=cls._context)
-        # The poller may pause (a 429's Retry-After), but not past this wait's end.
-        # Loop time is the monotonic clock (asyncio's loops and uvloop alike).
-        waits.tracker.expect(wake, end)
         st.subscribe(wake)
         return wake
 
@@ -344,11 +355,10 @@ class _Wake(asyncio.Future[None]):
             self.timer.cancel()
             self.timer = None
 
-    def disarm(self, st: TaskState) -> None:
+    def disarm(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
-        self.waits.tracker.unexpect(self)
-        st.unsubscribe(self)
+        self.st.unsubscribe(self)
 
     def __call__(self, st: TaskState | None = None) -> None:
         if st is None:
@@ -357,6 +367,17 @@ class _Wake(asyncio.Future[None]):
             return
         if not self.done():
             self.set_result(None)
+
+
+def _wait_ends(states: Iterable[TaskState]) -> Iterator[float]:
+    """When the single waits on ``states`` end, for the poller: it may pause (a
+    429's Retry-After), but not past a wait's end. Loop time is the monotonic
+    clock (asyncio's loops and uvloop alike)."""
+    for st in states:
+        subs = st.subscribers
+        for sub in subs if isinstance(subs, list) else (subs,):
+            if isinstance(sub, _Wake) and sub.timer is not None:
+                yield sub.timer.when()
 
 
 class Settle:
