@@ -1,14 +1,17 @@
 """Waiting for tasks: ``wait()``, ``wait_all()``, ``as_completed()`` and ``updates()``.
 
-All four build on :class:`Settle`, one routine that subscribes to the task
-states it waits on, is woken only by the states that changed, and resolves
-each to its outcome: the SUCCESS task, or the error (FAILURE, MODAL, not
-found, a rejected key). A state whose task waits in MODAL with a modal answer
-ready submits the answer and follows the task it turns into; that successor
-is kept on the shared state, so every handle on the id agrees.
+``wait_all()``, ``as_completed()`` and ``updates()`` build on :class:`Settle`,
+one routine that subscribes to the task states it waits on, is woken only by
+the states that changed, and resolves each to its outcome: the SUCCESS task,
+or the error (FAILURE, MODAL, not found, a rejected key). A state whose task
+waits in MODAL with a modal answer ready submits the answer and follows the
+task it turns into; that successor is kept on the shared state, so every
+handle on the id agrees.
 
-No asyncio task, deadline or event per handle: one event serves a whole
-``wait_all`` of thousands of handles.
+No asyncio task, deadline or event per handle: one future serves a whole
+``wait_all`` of thousands of handles. ``wait()`` on one handle, which
+thousands of callers may each run at once, follows the same rules with less:
+one future that is also its state's subscriber, and one timer.
 """
 
 from __future__ import annotations
@@ -154,27 +157,26 @@ class Waits:
         None when a modal step or a successor must be followed first. Raises the
         wait's error."""
         st = wake.st
+        if wake.expired:
+            # As a deadline that cancels the wait: it wins over whatever it interrupted.
+            raise TaskTimeout(st.id, self.limit(timeout), st.task)
         if st.successor is not None or (
             st.modal_answer is not None and st.status == TaskStatus.MODAL
         ):
-            if not wake.expired:
-                return None
-        else:
-            status = st.status
-            if status == TaskStatus.SUCCESS or status in _FAILED:
-                task = st.task
-                assert task is not None
-                if status == TaskStatus.SUCCESS:
-                    return task
-                raise TaskFailed(task)
-            if status == TaskStatus.MODAL:
-                raise ModalRequired(self.handle_for(st))
-            if st.error is not None:
-                raise st.error
-            if self.table.closed:
-                raise SessionClosed(st.id)
-        if wake.expired:
-            raise TaskTimeout(st.id, self.limit(timeout), st.task)
+            return None
+        status = st.status
+        if status == TaskStatus.SUCCESS or status in _FAILED:
+            task = st.task
+            assert task is not None
+            if status == TaskStatus.SUCCESS:
+                return task
+            raise TaskFailed(task)
+        if status == TaskStatus.MODAL:
+            raise ModalRequired(self.handle_for(st))
+        if st.error is not None:
+            raise st.error
+        if self.table.closed:
+            raise SessionClosed(st.id)
         return self._move(wake, st) if wake.done() else wake
 
     def _move(self, wake: _Wake, nxt: TaskState) -> _Wake:
