@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ._errors import MidjourneyError
 from ._models import STATUS_RANK, TERMINAL, Task, TaskStatus
+from ._snapshot import pack, unpack
 
 __all__ = ["StateTable", "TaskState", "TrackerStats", "is_newer"]
 
@@ -47,17 +48,22 @@ def is_newer(old: Task | None, new: Task) -> bool:
     """Whether ``new`` moves the task forward from ``old`` (the forward-only rule)."""
     if old is None:
         return True
-    old_rank = STATUS_RANK.get(old.status, 2)
+    return _newer(old.status, old.progress_percent, new)
+
+
+def _newer(status: str, percent: int | None, new: Task) -> bool:
+    """:func:`is_newer` against a snapshot known by its status and percentage."""
+    old_rank = STATUS_RANK.get(status, 2)
     new_rank = STATUS_RANK.get(new.status, 2)
     if new_rank != old_rank:
         return new_rank > old_rank
-    if old.status in TERMINAL:
+    if status in TERMINAL:
         return False
-    old_pct = old.progress_percent if old.progress_percent is not None else -1
+    old_pct = percent if percent is not None else -1
     new_pct = new.progress_percent if new.progress_percent is not None else -1
     if new_pct != old_pct:
         return new_pct > old_pct
-    return new.status != old.status
+    return new.status != status
 
 
 class TaskState:
@@ -67,10 +73,15 @@ class TaskState:
     the prompt and mask to answer a modal window with, should one open later
     (new-api shows a remix window only through the status), and the task a
     modal step turned this one into when it got a new id.
+
+    A pending snapshot (neither ended nor MODAL) is kept packed, its status
+    and percentage beside it for the forward-only rule and the poller; the
+    Task is unpacked when someone reads :attr:`task`.
     """
 
     __slots__ = (
         "__weakref__",
+        "_snap",
         "due",
         "error",
         "holds",
@@ -80,17 +91,22 @@ class TaskState:
         "modal_answer",
         "not_found",
         "not_found_at",
+        "percent",
         "queue_position",
         "raw_hash",
+        "status",
         "subscribers",
         "successor",
-        "task",
         "waiters",
     )
 
     def __init__(self, task_id: str, queue_position: int | None = None) -> None:
         self.id = task_id
-        self.task: Task | None = None
+        # The snapshot: a Task, or a pending one packed; None before the first.
+        self._snap: Task | bytes | None = None
+        #: The snapshot's status and percentage (None before the first snapshot).
+        self.status: str | None = None
+        self.percent: int | None = None
         self.error: MidjourneyError | None = None
         self.queue_position = queue_position
         # Poller bookkeeping: active waits, reasons to poll with no wait (an
@@ -108,21 +124,49 @@ class TaskState:
         self.left_modal = False
         self.modal_answer: tuple[str | None, str | None] | None = None
         self.successor: TaskState | None = None
-        self.subscribers: list[Subscriber] | None = None
+        # One subscriber alone, or a list of them: most states have one wait at most.
+        self.subscribers: Subscriber | list[Subscriber] | None = None
 
     def __repr__(self) -> str:
-        status = self.task.status if self.task is not None else "unknown"
-        return f"<TaskState {self.id} {status}>"
+        return f"<TaskState {self.id} {self.status or 'unknown'}>"
+
+    @property
+    def task(self) -> Task | None:
+        """The last snapshot, or None before the first one."""
+        snap = self._snap
+        if not isinstance(snap, bytes):
+            return snap
+        # Unpacked once and kept until the next snapshot: whoever reads it twice
+        # gets one object, and a task nobody looks at stays packed.
+        assert self.status is not None
+        task = self._snap = unpack(snap, self.id, self.status)
+        return task
+
+    def keep(self, task: Task) -> None:
+        """Make ``task`` the snapshot (packed while the task is pending)."""
+        status = task.status
+        self.status = status
+        self.percent = task.progress_percent
+        packed = (
+            None
+            if status in TERMINAL or status == TaskStatus.MODAL or task.id != self.id
+            else pack(task)
+        )
+        self._snap = task if packed is None else packed
+
+    def forget(self) -> None:
+        """Drop the snapshot: the next one may rank lower (a modal step was accepted)."""
+        self._snap = self.status = self.percent = None
 
     @property
     def done(self) -> bool:
         """Ended: a terminal snapshot, or an error (not found, rejected key)."""
-        return self.error is not None or (self.task is not None and self.task.status in TERMINAL)
+        return self.error is not None or self.status in TERMINAL
 
     @property
     def settled(self) -> bool:
         """Nothing more happens without the caller: ended, or waiting in MODAL."""
-        return self.done or (self.task is not None and self.task.status == TaskStatus.MODAL)
+        return self.done or self.status == TaskStatus.MODAL
 
     @property
     def latest(self) -> TaskState:
@@ -134,27 +178,39 @@ class TaskState:
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Call ``subscriber(state)`` at every change from now on."""
-        if self.subscribers is None:
-            self.subscribers = [subscriber]
+        subs = self.subscribers
+        if subs is None:
+            self.subscribers = subscriber
+        elif isinstance(subs, list):
+            subs.append(subscriber)
         else:
-            self.subscribers.append(subscriber)
+            self.subscribers = [subs, subscriber]
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         subs = self.subscribers
-        if subs is not None:
-            try:
-                subs.remove(subscriber)
-            except ValueError:
-                return
-            if not subs:
+        if subs is None:
+            return
+        if not isinstance(subs, list):
+            if subs is subscriber:
                 self.subscribers = None
+            return
+        try:
+            subs.remove(subscriber)
+        except ValueError:
+            return
+        if len(subs) == 1:
+            self.subscribers = subs[0]
 
     def publish(self) -> None:
         """Tell every subscriber that this state changed."""
         subs = self.subscribers
-        if subs:
-            for subscriber in tuple(subs) if len(subs) > 1 else subs:
-                subscriber(self)
+        if subs is None:
+            return
+        if not isinstance(subs, list):
+            subs(self)
+            return
+        for subscriber in tuple(subs):
+            subscriber(self)
 
 
 class StateTable:
@@ -200,13 +256,15 @@ class StateTable:
         st.misses = 0
         st.not_found = 0
         modal = task.status == TaskStatus.MODAL
-        if not is_newer(st.task, task) or (modal and st.left_modal):
+        previous = st.status
+        if (
+            previous is not None and not _newer(previous, st.percent, task)
+        ) or (modal and st.left_modal):
             self.stats.snapshots_dropped += 1
             return False
-        previous = st.task
-        st.task = task
+        st.keep(task)
         self.stats.snapshots_applied += 1
-        if previous is None or previous.status != task.status:
+        if previous is None or previous != task.status:
             logger.info("task %s: %s %s", task.id, task.status, task.progress or "")
         if modal or task.status in TERMINAL:
             self._settled(st)
@@ -228,8 +286,8 @@ class StateTable:
         MODAL snapshot still on its way is stale from now on.
         """
         st.left_modal = True
-        if st.task is not None and st.task.status == TaskStatus.MODAL:
-            st.task = None
+        if st.status == TaskStatus.MODAL:
+            st.forget()
 
     def _settled(self, st: TaskState) -> None:
         for observer in self.observers:

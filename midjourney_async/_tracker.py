@@ -77,8 +77,11 @@ class Tracker:
         # One set of counters, kept live by the table, the reader and the poller.
         self._stats = table.stats
         reader.stats = table.stats
-        # When running waits end: a pause never runs past the nearest one.
+        # When running waits end: a pause never runs past the nearest one. Single
+        # waits keep their deadline on themselves (a dict entry less for each of
+        # thousands of waiting handles): ``wait_ends`` lists them on demand.
         self._ends: dict[object, float] = {}
+        self.wait_ends: Callable[[Iterable[TaskState]], Iterable[float]] | None = None
         # No watched task is due before this (a lower bound: the sweep then finds
         # nothing due and works it out again).
         self._soonest = 0.0
@@ -164,7 +167,7 @@ class Tracker:
 
     def ask_soon(self, st: TaskState) -> None:
         """Ask about ``st`` on the next tick rather than after a full interval."""
-        if st.task is None:
+        if st.status is None:
             st.due = 0.0
             self._soonest = 0.0
 
@@ -178,8 +181,11 @@ class Tracker:
     def _pause(self, seconds: float) -> None:
         now = time.monotonic()
         until = now + min(seconds, MAX_PAUSE)
-        if self._ends:
-            nearest = min(self._ends.values())
+        ends = list(self._ends.values())
+        if self.wait_ends is not None:
+            ends.extend(self.wait_ends(self._watched.values()))
+        if ends:
+            nearest = min(ends)
             if nearest < until:
                 # Ask once more shortly before the nearest wait gives up.
                 until = max(now, nearest - max(0.05, min(1.0, (nearest - now) * 0.1)))
@@ -290,8 +296,8 @@ class Tracker:
             return
         running, queued = self._intervals()
         for st in due:
-            task = st.task
-            st.due = now + (queued if task is None or task.status in _QUEUED else running)
+            status = st.status
+            st.due = now + (queued if status is None or status in _QUEUED else running)
         self._soonest = min(later, now + running)
         if self.gate is not None and not self.gate():
             # Another worker polls these and shares what it reads.

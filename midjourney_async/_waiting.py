@@ -1,24 +1,28 @@
 """Waiting for tasks: ``wait()``, ``wait_all()``, ``as_completed()`` and ``updates()``.
 
-All four build on :class:`Settle`, one routine that subscribes to the task
-states it waits on, is woken only by the states that changed, and resolves
-each to its outcome: the SUCCESS task, or the error (FAILURE, MODAL, not
-found, a rejected key). A state whose task waits in MODAL with a modal answer
-ready submits the answer and follows the task it turns into; that successor
-is kept on the shared state, so every handle on the id agrees.
+``wait_all()``, ``as_completed()`` and ``updates()`` build on :class:`Settle`,
+one routine that subscribes to the task states it waits on, is woken only by
+the states that changed, and resolves each to its outcome: the SUCCESS task,
+or the error (FAILURE, MODAL, not found, a rejected key). A state whose task
+waits in MODAL with a modal answer ready submits the answer and follows the
+task it turns into; that successor is kept on the shared state, so every
+handle on the id agrees.
 
-No asyncio task, deadline or event per handle: one event serves a whole
-``wait_all`` of thousands of handles.
+No asyncio task, deadline or event per handle: one future serves a whole
+``wait_all`` of thousands of handles. ``wait()`` on one handle, which
+thousands of callers may each run at once, follows the same rules with less:
+one future that is also its state's subscriber, and one timer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Final
 
 import anyio
 
@@ -40,6 +44,8 @@ if TYPE_CHECKING:
 __all__ = ["Settle", "Waits"]
 
 Outcome = Task | MidjourneyError
+_FAILED = (TaskStatus.FAILURE, TaskStatus.CANCEL)
+Spots = int | list[int]
 AnswerFn = Callable[[TaskState], Awaitable[TaskState]]
 HandleFn = Callable[[TaskState], "TaskHandle"]
 
@@ -87,6 +93,7 @@ class Waits:
         self.default_timeout = default_timeout
         self._loop: asyncio.AbstractEventLoop | None = None
         self.opened = False
+        tracker.wait_ends = _wait_ends
 
     def bind_loop(self) -> None:
         """The session opened on the running loop: waits belong to it from now on."""
@@ -112,26 +119,94 @@ class Waits:
     async def wait(self, state: TaskState, timeout: float | None) -> Task:
         """The SUCCESS task of ``state``, or its error.
 
-        ``wait_all`` with one state, written out: a frame less for each of
-        thousands of waiting handles (about 300 bytes each).
+        Thousands of handles may each wait at once, so a wait is one small
+        frame, one future (:class:`_Wake`, also the state's subscriber) and one
+        timer for its deadline: no :class:`Settle`, no timeout context. The
+        rare paths (a modal step, a successor) take a fresh future.
         """
         self.check()
-        limit = self.limit(timeout)
-        settle = Settle(self, [state], limit)
+        wake = self._start(state, timeout)
         try:
-            async with deadline(limit):
-                while True:
-                    for _, outcome in await settle.step():
-                        if isinstance(outcome, MidjourneyError):
-                            raise outcome
-                        return outcome
-        except TimeoutError as exc:
-            if isinstance(exc, MidjourneyError):
-                raise
-            settle.expired = True
-            raise settle.timeout(limit) from None
+            while True:
+                got = self._step(wake, timeout)
+                if got is None:
+                    wake = await self._follow(wake)
+                elif isinstance(got, _Wake):
+                    wake = got
+                    await wake
+                else:
+                    return got
         finally:
-            settle.close()
+            self._ended(wake)
+
+    def _start(self, state: TaskState, timeout: float | None) -> _Wake:
+        st = state.latest
+        self.tracker.watch(st)
+        return _Wake.arm(self, st, asyncio.get_running_loop().time() + self.limit(timeout))
+
+    def _ended(self, wake: _Wake) -> None:
+        """A single wait ended: unsubscribe, unwatch, and give up a slot at the deadline."""
+        wake.disarm()
+        st = wake.st
+        self.tracker.unwatch(st)
+        if wake.expired and self.gave_up is not None and not st.settled:
+            self.gave_up(st)
+
+    def _step(self, wake: _Wake, timeout: float | None) -> Task | _Wake | None:
+        """Where a single wait stands: its SUCCESS task, the wake to sleep on, or
+        None when a modal step or a successor must be followed first. Raises the
+        wait's error."""
+        st = wake.st
+        if wake.expired:
+            # As a deadline that cancels the wait: it wins over whatever it interrupted.
+            raise TaskTimeout(st.id, self.limit(timeout), st.task)
+        if st.successor is not None or (
+            st.modal_answer is not None and st.status == TaskStatus.MODAL
+        ):
+            return None
+        status = st.status
+        if status == TaskStatus.SUCCESS or status in _FAILED:
+            task = st.task
+            assert task is not None
+            if status == TaskStatus.SUCCESS:
+                return task
+            raise TaskFailed(task)
+        if status == TaskStatus.MODAL:
+            raise ModalRequired(self.handle_for(st))
+        if st.error is not None:
+            raise st.error
+        if self.table.closed:
+            raise SessionClosed(st.id)
+        return self._move(wake, st) if wake.done() else wake
+
+    def _move(self, wake: _Wake, nxt: TaskState) -> _Wake:
+        """A fresh wake on ``nxt`` (the same state, or the task it became), same deadline."""
+        wake.disarm()
+        if nxt is not wake.st:
+            self.tracker.unwatch(wake.st)
+            self.tracker.watch(nxt)
+        return _Wake.arm(self, nxt, wake.end)
+
+    async def _follow(self, wake: _Wake) -> _Wake:
+        """Follow the successor of a single wait's state, or submit its modal answer
+        and follow the task it became; the wake to go on with."""
+        st = wake.st
+        nxt = st.successor
+        if nxt is None:
+            end = wake.end
+            try:
+                async with deadline(max(0.0, end - asyncio.get_running_loop().time())):
+                    # Raises what the step met: a timeout of it must not read as ours.
+                    nxt = await self.answer(st)
+            except TimeoutError as exc:
+                if isinstance(exc, MidjourneyError):
+                    raise
+                wake.expire()
+                return wake
+            if nxt is st:
+                # Accepted under the same id: wait for its next snapshots.
+                return self._move(wake, st)
+        return self._move(wake, nxt.latest)
 
     async def wait_all(self, states: list[TaskState], timeout: float | None) -> list[Task]:
         """Every task in order; the first error is raised and the other waits end."""
@@ -243,6 +318,70 @@ class Waits:
             settle.close()
 
 
+class _Wake(asyncio.Future[None]):
+    """What one ``wait()`` sleeps on: woken by its state when it may have settled,
+    or by its deadline timer (then ``expired``)."""
+
+    __slots__ = ("st", "timer", "waits")
+
+    # The timer's callback only wakes a future: it needs no copy of the caller's context.
+    _context: Final = contextvars.Context()
+    st: TaskState
+    timer: asyncio.TimerHandle | None
+    waits: Waits
+
+    @classmethod
+    def arm(cls, waits: Waits, st: TaskState, end: float) -> _Wake:
+        """A wake subscribed to ``st`` with its timer set at ``end`` (loop time)."""
+        loop = asyncio.get_running_loop()
+        wake = cls(loop=loop)
+        wake.st = st
+        wake.waits = waits
+        wake.timer = loop.call_at(end, wake, context=cls._context)
+        st.subscribe(wake)
+        return wake
+
+    @property
+    def end(self) -> float:
+        """The deadline (loop time); only asked before it passed."""
+        assert self.timer is not None
+        return self.timer.when()
+
+    @property
+    def expired(self) -> bool:
+        """The deadline passed (the timer fired, or the wait saw it pass)."""
+        return self.timer is None
+
+    def expire(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.st.unsubscribe(self)
+
+    def __call__(self, st: TaskState | None = None) -> None:
+        if st is None:
+            self.timer = None
+        elif not (st.settled or st.successor is not None or self.waits.table.closed):
+            return
+        if not self.done():
+            self.set_result(None)
+
+
+def _wait_ends(states: Iterable[TaskState]) -> Iterator[float]:
+    """When the single waits on ``states`` end, for the poller: it may pause (a
+    429's Retry-After), but not past a wait's end. Loop time is the monotonic
+    clock (asyncio's loops and uvloop alike)."""
+    for st in states:
+        subs = st.subscribers
+        for sub in subs if isinstance(subs, list) else (subs,):
+            if isinstance(sub, _Wake) and sub.timer is not None:
+                yield sub.timer.when()
+
+
 class Settle:
     """One wait on many task states, woken only by the states that settle.
 
@@ -280,17 +419,18 @@ class Settle:
         # A bare future while step() sleeps: an asyncio.Event costs ~850 bytes a wait.
         self._wake: asyncio.Future[None] | None = None
         self._watched: list[TaskState] = []
-        # Where each state stands in the caller's list (a state may stand twice).
-        self._at: dict[TaskState, list[int]] = {}
+        # Where each state stands in the caller's list: one position, or a list
+        # of them when a state stands twice (a list a state costs ~100 bytes).
+        self._at: dict[TaskState, Spots] = {}
         self._positions = states
         for i, st in enumerate(states):
             st = st.latest
             spots = self._at.get(st)
             if spots is None:
-                self._at[st] = [i]
+                self._at[st] = i
                 self._attach(st)
             else:
-                spots.append(i)
+                self._at[st] = _joined(spots, i)
         # Every state is looked at once before anything is awaited.
         self._changed: list[TaskState] = list(self._at)
 
@@ -307,7 +447,7 @@ class Settle:
     def current(self, position: int) -> TaskState:
         """The state ``position`` waits on now (a successor after a modal step)."""
         for st, spots in self._at.items():
-            if position in spots:
+            if spots == position or (isinstance(spots, list) and position in spots):
                 return st
         return self._positions[position].latest
 
@@ -328,7 +468,7 @@ class Settle:
         self._watched.clear()
 
     def unsettled(self) -> list[int]:
-        return sorted(i for spots in self._at.values() for i in spots)
+        return sorted(i for spots in self._at.values() for i in _listed(spots))
 
     def timeout(self, limit: float, position: int | None = None) -> TaskTimeout:
         """The TaskTimeout for the first unsettled position (or ``position``)."""
@@ -350,7 +490,7 @@ class Settle:
                 outcome = await self._resolve(st, spots)
                 if outcome is not None:
                     del self._at[st]
-                    ready.extend((i, outcome) for i in spots)
+                    ready.extend((i, outcome) for i in _listed(spots))
             if ready:
                 return ready
             if self._waits.table.closed and self._at:
@@ -365,18 +505,20 @@ class Settle:
                 if self._every and not self._changed:
                     return ready
 
-    async def _resolve(self, st: TaskState, spots: list[int]) -> Outcome | None:
+    async def _resolve(self, st: TaskState, spots: Spots) -> Outcome | None:
         """The outcome of ``st`` if it has one now; follows a successor."""
         successor = st.successor
-        if successor is None and st.modal_answer is not None:
-            task = st.task
-            if task is not None and task.status == TaskStatus.MODAL:
-                # Raises what the step met: a timeout of it must not read as ours.
-                nxt = await self._waits.answer(st)
-                if nxt is not st:
-                    successor = nxt
-                else:
-                    return None
+        if (
+            successor is None
+            and st.modal_answer is not None
+            and st.status == TaskStatus.MODAL
+        ):
+            # Raises what the step met: a timeout of it must not read as ours.
+            nxt = await self._waits.answer(st)
+            if nxt is not st:
+                successor = nxt
+            else:
+                return None
         if successor is not None:
             nxt = successor.latest
             del self._at[st]
@@ -385,17 +527,30 @@ class Settle:
                 self._at[nxt] = spots
                 self._attach(nxt)
             else:
-                known.extend(spots)
+                for i in _listed(spots):
+                    known = _joined(known, i)
+                self._at[nxt] = known
             self._changed.append(nxt)
             return None
-        task = st.task
-        if task is not None:
-            status = task.status
-            if status == TaskStatus.SUCCESS:
-                return task
-            if status in (TaskStatus.FAILURE, TaskStatus.CANCEL):
-                return TaskFailed(task)
-            if status == TaskStatus.MODAL:
-                return ModalRequired(self._waits.handle_for(st))
+        # The status alone until the task settled: a pending snapshot stays packed.
+        status = st.status
+        if status == TaskStatus.SUCCESS or status in _FAILED:
+            task = st.task
+            assert task is not None
+            return task if status == TaskStatus.SUCCESS else TaskFailed(task)
+        if status == TaskStatus.MODAL:
+            return ModalRequired(self._waits.handle_for(st))
         return st.error
+
+
+def _listed(spots: Spots) -> list[int]:
+    return spots if isinstance(spots, list) else [spots]
+
+
+def _joined(spots: Spots, position: int) -> list[int]:
+    """``spots`` with one more position (a list from then on)."""
+    if isinstance(spots, list):
+        spots.append(position)
+        return spots
+    return [spots, position]
 

@@ -25,6 +25,7 @@ ORDER = [
     "_dialects",
     "_providers",
     "_guard",
+    "_snapshot",
     "_state",
     "_reader",
     "_tracker",

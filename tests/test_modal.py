@@ -3,6 +3,7 @@ what a refused or failed step leaves behind."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from midjourney_async import (
     RetryPolicy,
     ServerError,
     TaskStatus,
+    TaskTimeout,
 )
 from midjourney_async.testing import FaultRule
 
@@ -95,6 +97,27 @@ async def test_a_modal_step_with_a_new_id_is_followed(server: RecordingServer) -
     assert first.id == again.id == "B"
     assert len(server.calls("POST", "/mj/submit/modal")) == 1
 
+
+
+async def test_a_wait_whose_modal_answer_hangs_ends_at_its_deadline(
+    server: RecordingServer,
+) -> None:
+    """The wait's deadline covers the modal step it sends on the way."""
+    buttons = [{"customId": "MJ::JOB::variation::1::h", "label": "V1"}]
+    grid = {"id": "1", "status": "SUCCESS", "progress": "100%", "buttons": buttons}
+    server.add("GET", "/mj/task/1/fetch", Reply.json(grid))
+    server.add("POST", "/mj/submit/action", Reply.json({"code": 1, "result": "2"}))
+    server.add("POST", "/mj/task/list-by-condition",
+               Reply.json([{"id": "2", "status": "MODAL", "progress": "0%"}]))
+    server.add("POST", "/mj/submit/modal", Reply(hang=30))
+    async with MidjourneySession(server.url, KEY, provider="new-api", **FAST) as mj:
+        parent = mj.handle("1")
+        await parent.refresh()
+        child = await parent.variation(1, prompt="a remixed prompt")
+        with pytest.raises(TaskTimeout) as info:
+            await asyncio.wait_for(child.wait(timeout=0.5), 10)
+    assert info.value.task_id == "2"
+    assert len(server.calls("POST", "/mj/submit/modal")) == 1
 
 
 async def test_a_modal_answer_survives_a_refused_modal_step(emulated: Emulated) -> None:
