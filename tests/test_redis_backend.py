@@ -10,7 +10,7 @@ import time
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
-from redis_support import redis_client, redis_server
+from redis_support import GateProxy, redis_client, redis_server
 
 from midjourney_async import (
     ConfigurationError,
@@ -281,3 +281,36 @@ async def test_the_poller_asks_about_another_workers_fresh_submits_together_afte
             assert (stats.requests["task/list-by-condition"], stats.list_ids) == (1, 5)
             assert b.tracker_stats.list_requests == 0
             await waiting
+
+
+async def test_a_reused_state_tag_keeps_its_open_intent_past_the_retention(
+    redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    # The intent's tag is the caller's own state: a second submit with it, still
+    # on its way, must stay listed whatever the first one's retention says.
+    async with Emulator(speed=200) as emu, GateProxy(emu.base_url) as proxy:
+        backend = RedisBackend(redis_server.url, namespace="reused", retention=0.3)
+        async with MidjourneySession(
+            proxy.url, emu.api_key, backend=backend, poll_interval=0.05
+        ) as mj:
+            first = await mj.imagine("first", state="order-7")
+            await first.wait(timeout=20)
+            ended = await redis_client.zscore("mj:{reused}:intents:ended", "order-7")
+            assert ended is not None
+            # Past the first intent's retention (time has to pass).
+            await asyncio.sleep(max(0.0, (ended + 300) / 1000 - time.time()) + 0.05)
+            proxy.gate("second")
+            second = asyncio.ensure_future(mj.imagine("second", state="order-7"))
+            await proxy.until_held(1)
+            # Another submit settles meanwhile and sweeps what is past the retention.
+            await (await mj.imagine("third")).wait(timeout=20)
+            assert [e.state for e in await mj.unconfirmed_submits()] == ["order-7"]
+            # The same with an end time left behind by a worker of an older version:
+            # an open intent is never swept.
+            await redis_client.zadd("mj:{reused}:intents:ended", {"order-7": 1})
+            await (await mj.imagine("fourth")).wait(timeout=20)
+            assert [e.state for e in await mj.unconfirmed_submits()] == ["order-7"]
+            proxy.release()
+            await (await second).wait(timeout=20)
+            assert await mj.unconfirmed_submits() == []
+            assert emu.stats.submit_attempts_by_prompt["second"] == 1
