@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -70,6 +71,7 @@ class PollerLease:
         announce: Callable[[str, bool], None],
         share: Callable[[Task], None],
         gone: Callable[[str], None],
+        floor: float,
     ) -> None:
         self._client = client
         self.key = f"{key}:poller"
@@ -90,7 +92,9 @@ class PollerLease:
         self.leading = False
         self.leader: str | None = None
         self.takeovers = 0
-        # The interval this worker asked for; the leader may poll faster for others.
+        # The interval this worker asked for; the leader may poll faster for others,
+        # never faster than the session's floor (what others name is not checked).
+        self.floor = floor
         self.own_interval = tracker.interval
         self.intervals = f"{key}:intervals"
         # Ids held for other workers (leader only).
@@ -137,8 +141,10 @@ class PollerLease:
         if not self.leading:
             return
         tracker = self.tracker
-        if interval is not None and 0 < interval < tracker.interval:
-            tracker.interval = interval
+        if interval is not None:
+            pace = self._pace(interval)
+            if pace is not None and pace < tracker.interval:
+                tracker.interval = pace
         known = tracker.table.get(task_id)
         if newcomer and known is not None:
             if isinstance(known.error, TaskNotFound):
@@ -224,8 +230,18 @@ class PollerLease:
         for member in raw:
             text = member.decode() if isinstance(member, bytes) else str(member)
             with contextlib.suppress(ValueError, IndexError):
-                asked.append(float(text.split()[1]))
-        return min(value for value in asked if value > 0)
+                pace = self._pace(float(text.split()[1]))
+                if pace is not None:
+                    asked.append(pace)
+        return min(asked)
+
+    def _pace(self, interval: float) -> float | None:
+        """The interval the leader may poll at for a worker that asked for ``interval``
+        (None: not a number of seconds, ignored)."""
+        if not (0 < interval < math.inf):
+            logger.debug("ignored a poll interval of %r from Redis", interval)
+            return None
+        return max(self.floor, interval)
 
     async def _take_registered(self) -> None:
         now = int(time.time() * 1000)

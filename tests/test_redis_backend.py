@@ -4,6 +4,7 @@ and what happens while Redis is away. A real redis-server, never a mock."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 
@@ -20,6 +21,7 @@ from midjourney_async import (
     TaskStatus,
     WebhookConfig,
 )
+from midjourney_async._config import MIN_POLL_INTERVAL_LOCAL
 from midjourney_async.redis import RedisBackend
 from midjourney_async.testing import Emulator, RedisServer
 
@@ -314,3 +316,38 @@ async def test_a_reused_state_tag_keeps_its_open_intent_past_the_retention(
             await (await second).wait(timeout=20)
             assert await mj.unconfirmed_submits() == []
             assert emu.stats.submit_attempts_by_prompt["second"] == 1
+
+
+async def test_the_poller_never_polls_faster_than_the_floor_whatever_redis_says(
+    redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    # A bad writer (or a worker on another server) names absurd intervals: the
+    # leader keeps to the session's floor and ignores what is no number of seconds.
+    async with Emulator(speed=200) as emu:
+        backend = RedisBackend(redis_server.url, namespace="floor", poller_ttl=0.3)
+        async with session(emu, backend, poll_interval=0.05) as mj:
+            poller = backend.poller
+            assert poller is not None and poller.leading
+            tracker = mj._tracker
+            later = int(time.time() * 1000) + 60_000
+            rounds = poller.takeovers
+            await redis_client.zadd(
+                "mj:{floor}:intervals", {"w1 1e-06": later, "w2 inf": later, "w3 nan": later}
+            )
+            # Two rounds read the intervals (one may have read them before the write).
+            seen: list[float] = []
+            for _ in range(2):
+                await poller.round()
+                seen.append(tracker.interval)
+            assert seen == [MIN_POLL_INTERVAL_LOCAL] * 2
+            assert poller.takeovers == rounds
+            await redis_client.delete("mj:{floor}:intervals")
+            await poller.round()
+            assert tracker.interval == 0.05
+            # An announcement naming a tiny interval (or none a number can be).
+            for n, interval in enumerate((1e-06, 0.0, -1.0)):
+                message = {"worker": "w9", "kind": "watch", "task_id": f"77{n}",
+                           "interval": interval}  # fmt: skip
+                await redis_client.publish("mj:{floor}:events", json.dumps(message))
+            await until(lambda: len(poller._remote) == 3, "the announcements arrived")
+            assert tracker.interval == MIN_POLL_INTERVAL_LOCAL
