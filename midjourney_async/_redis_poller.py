@@ -170,6 +170,7 @@ class PollerLease:
         """One round: renew or seek the lease, renew this worker's registrations,
         and (leading) take on every registered id."""
         client = self._client
+        took = False
         try:
             if self.leading and await self._renew(
                 keys=[self.key], args=[self.worker, self.ttl_ms]
@@ -177,6 +178,7 @@ class PollerLease:
                 pass
             elif await client.set(self.key, self.worker, nx=True, px=self.ttl_ms):
                 if not self.leading:
+                    took = True
                     self.takeovers += 1
                     logger.info("this worker now polls for namespace %s", self.key)
                 self.leading = True
@@ -189,7 +191,7 @@ class PollerLease:
             await self._register_mine()
             if self.leading:
                 self.tracker.interval = await self._fastest()
-                await self._take_registered()
+                await self._take_registered(soon=took)
             else:
                 self.tracker.interval = self.own_interval
                 for task_id in list(self._remote):
@@ -243,13 +245,16 @@ class PollerLease:
             return None
         return max(self.floor, interval)
 
-    async def _take_registered(self) -> None:
+    async def _take_registered(self, *, soon: bool) -> None:
+        """Hold every registered id. Asked about at once only by a new leader (those
+        ids may be overdue); otherwise an id found here is one whose announcement
+        is on its way: a fresh submit, first asked about after an interval."""
         now = int(time.time() * 1000)
         await self._client.zremrangebyscore(self.registry, "-inf", now)
         raw = await self._client.zrangebyscore(self.registry, now, "+inf")
         live = {r.decode() if isinstance(r, bytes) else str(r) for r in raw}
         for task_id in live:
-            self.watch_remote(task_id)
+            self.watch_remote(task_id, soon=soon)
         for task_id, st in list(self._remote.items()):
             if task_id not in live or st.done:
                 self._drop_remote(task_id)

@@ -265,15 +265,22 @@ async def test_the_poller_asks_about_another_workers_fresh_submits_together_afte
 ) -> None:
     # As one session would: a fresh submit is first asked about after an interval,
     # so a burst from another worker costs one request, not one per announcement.
-    async with Emulator(speed=10, concurrency=None, queue_size=None) as emu:
+    async with Emulator(speed=10, concurrency=None, queue_size=None) as emu, GateProxy(
+        emu.base_url
+    ) as proxy:
         leading = RedisBackend(redis_server.url, namespace="burst")
         following = RedisBackend(redis_server.url, namespace="burst")
-        # An interval of 1 s: submits spread over up to half of it are still one sweep.
-        async with session(emu, leading, poll_interval=1.0), session(
-            emu, following, poll_interval=1.0
+        # An interval of 2 s: ids announced within a second of each other are one sweep.
+        async with session(emu, leading, poll_interval=2.0), MidjourneySession(
+            proxy.url, emu.api_key, backend=following, poll_interval=2.0
         ) as b:
             assert leading.poller is not None and leading.poller.leading
-            handles = await asyncio.gather(*(b.imagine(f"burst {i}") for i in range(5)))
+            # The five answers come back together, however slowly a loaded box sends them.
+            proxy.gate("burst")
+            submits = asyncio.gather(*(b.imagine(f"burst {i}") for i in range(5)))
+            await proxy.until_held(5)
+            proxy.release()
+            handles = await submits
             waiting = asyncio.ensure_future(b.wait_all(handles, timeout=30))
             stats = emu.stats
             end = time.monotonic() + 10
@@ -283,6 +290,33 @@ async def test_the_poller_asks_about_another_workers_fresh_submits_together_afte
             assert (stats.requests["task/list-by-condition"], stats.list_ids) == (1, 5)
             assert b.tracker_stats.list_requests == 0
             await waiting
+
+
+async def test_the_poller_waits_an_interval_for_an_id_registered_before_it_was_announced(
+    redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    # A round of the leader may read the registry between another worker's write
+    # there and its announcement: that fresh id waits an interval too, rather than
+    # being asked about at once, alone.
+    async with Emulator(speed=10, concurrency=None, queue_size=None) as emu:
+        async with MidjourneySession(emu.base_url, emu.api_key) as elsewhere:
+            fresh = await elsewhere.imagine("registered, not yet announced")
+        backend = RedisBackend(redis_server.url, namespace="early")
+        async with session(emu, backend, poll_interval=2.0):
+            poller = backend.poller
+            assert poller is not None and poller.leading
+            later = int(time.time() * 1000) + 60_000
+            await redis_client.zadd("mj:{early}:watched", {fresh.id: later})
+            await poller.round()
+            taken = time.monotonic()
+            assert fresh.id in poller._remote
+            stats = emu.stats
+            end = time.monotonic() + 10
+            while stats.requests["task/list-by-condition"] + stats.requests["task/fetch"] == 0:
+                assert time.monotonic() < end, "nobody polled"
+                await asyncio.sleep(0.002)
+            # Due one interval after the leader took it; a sweep reaches half an interval ahead.
+            assert time.monotonic() - taken >= 0.8
 
 
 async def test_a_reused_state_tag_keeps_its_open_intent_past_the_retention(
