@@ -385,3 +385,28 @@ async def test_the_poller_never_polls_faster_than_the_floor_whatever_redis_says(
                 await redis_client.publish("mj:{floor}:events", json.dumps(message))
             await until(lambda: len(poller._remote) == 3, "the announcements arrived")
             assert tracker.interval == MIN_POLL_INTERVAL_LOCAL
+
+
+async def test_the_shared_cap_holds_after_redis_lost_its_data(
+    redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    # speed 2: an imagine runs 20-30 s, long past this test's checks.
+    async with Emulator(speed=2, concurrency=None, queue_size=None) as emu:
+        backend = RedisBackend(redis_server.url, namespace="lost", lease_ttl=1.0)
+        async with session(emu, backend, max_in_flight=2) as mj:
+            for i in range(2):
+                await mj.imagine(f"running {i}")
+            assert await redis_client.zcard("mj:{lost}:slots") == 2
+            # Redis restarted without its data (or a write of the leases failed).
+            await redis_client.flushall()
+            # The heartbeat (every third of lease_ttl) puts the running tasks' leases back.
+            end = time.monotonic() + 5
+            while await redis_client.zcard("mj:{lost}:slots") < 2:
+                assert time.monotonic() < end, "the running tasks' leases were never restored"
+                await asyncio.sleep(0.02)
+            other = RedisBackend(redis_server.url, namespace="lost", lease_ttl=1.0)
+            async with session(emu, other, max_in_flight=2) as second:
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(second.imagine("over the cap"), 1.5)
+            assert emu.stats.submit_attempts_by_prompt["over the cap"] == 0
+            assert emu.stats.most_in_flight == 2
