@@ -102,7 +102,9 @@ class RedisBackend:
     gone. ``retention`` is how long, in seconds, a finished task's entry (and
     a settled submit's intent) stays in Redis after it ended (``None``: for
     ever); past it, later finishes sweep it out, and a late callback about
-    that id is refused. Unfinished entries are never swept.
+    that id is refused. Unfinished entries and open intents are never swept,
+    nor are entries a worker with ``retention=None`` marked finished (give
+    every worker of a namespace the same ``retention``).
     """
 
     def __init__(

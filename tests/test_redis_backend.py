@@ -410,3 +410,51 @@ async def test_the_shared_cap_holds_after_redis_lost_its_data(
                     await asyncio.wait_for(second.imagine("over the cap"), 1.5)
             assert emu.stats.submit_attempts_by_prompt["over the cap"] == 0
             assert emu.stats.most_in_flight == 2
+
+
+async def test_a_worker_without_retention_keeps_its_entries_and_a_swept_ids_callback_is_refused(
+    redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    async with Emulator(speed=200) as emu:
+
+        async def finished(backend: RedisBackend, task_id: str) -> None:
+            end = time.monotonic() + 10
+            while True:
+                entry = await backend.journal().get(task_id)
+                if entry is not None and entry.finished_at is not None:
+                    return
+                assert time.monotonic() < end, f"task {task_id} was never marked finished"
+                await asyncio.sleep(0.02)
+
+        keeping = RedisBackend(redis_server.url, namespace="mixed", retention=None)
+        async with session(emu, keeping) as k:
+            kept = await k.imagine("kept")
+            await kept.wait(timeout=20)
+            await finished(keeping, kept.id)
+        sweeping = RedisBackend(redis_server.url, namespace="mixed", retention=0.3)
+        async with session(emu, sweeping) as s:
+            first = await s.imagine("first")
+            await first.wait(timeout=20)
+            await finished(sweeping, first.id)
+            # Past the retention of both (time has to pass), a finish sweeps.
+            await asyncio.sleep(0.4)
+            second = await s.imagine("second")
+            await second.wait(timeout=20)
+            end = time.monotonic() + 10
+            while await redis_client.hexists("mj:{mixed}:tasks", first.id):
+                assert time.monotonic() < end, "the sweeping worker's entry stayed"
+                await asyncio.sleep(0.02)
+        # The entry and the intent the worker without retention finished stay.
+        entry = json.loads(await redis_client.hget("mj:{mixed}:tasks", kept.id) or "null")
+        assert entry is not None and entry["status"] == "SUCCESS"
+        intents = [json.loads(v)["prompt"] for v in await redis_client.hvals("mj:{mixed}:intents")]
+        assert sorted(intents) == ["kept", "second"]
+        # A late callback about the swept id is refused by any worker; not one about a kept id.
+        receiving = RedisBackend(redis_server.url, namespace="mixed", retention=None)
+        hook = WebhookConfig(poll_interval=0.05)
+        async with session(emu, receiving, webhook=hook) as r, aiohttp.ClientSession() as http:
+            assert r.webhook_url is not None
+            for task_id, status in ((first.id, 404), (second.id, 200), (kept.id, 200)):
+                body = {"id": task_id, "status": "IN_PROGRESS", "progress": "50%"}
+                async with http.post(r.webhook_url, json=body) as resp:
+                    assert resp.status == status, task_id
