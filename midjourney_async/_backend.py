@@ -41,8 +41,9 @@ class SharedBackend(Protocol):
     def share(self, task: Task) -> None:
         """Hand ``task`` to the other workers."""
 
-    async def attach(self, table: StateTable, tracker: Tracker) -> None:
-        """Start sharing ``table``'s snapshots both ways, and ``tracker``'s polling."""
+    async def attach(self, table: StateTable, tracker: Tracker, *, poll_floor: float) -> None:
+        """Start sharing ``table``'s snapshots both ways, and ``tracker``'s polling,
+        never polling faster than ``poll_floor`` seconds whatever other workers ask."""
 
     async def detach(self) -> None:
         """Stop sharing and release the backend."""

@@ -239,6 +239,11 @@ class Settings:
         )
 
     @property
+    def poll_floor(self) -> float:
+        """The fastest anything may poll this server (workers sharing a backend too)."""
+        return MIN_POLL_INTERVAL_LOCAL if is_loopback_url(self.base_url) else MIN_POLL_INTERVAL
+
+    @property
     def tracker_interval(self) -> float:
         """The poller's base tick: slower with callbacks coming, where they come."""
         if self.webhook is None:

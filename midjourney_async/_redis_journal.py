@@ -6,7 +6,8 @@ the tasks of every worker, dead or alive. Intents (submits on their way) are
 kept the same way. Finished entries and settled intents are kept for
 ``retention`` (a day by default), in a sorted set scored by when they ended;
 each later finish sweeps out a bounded batch of those past it, so the
-namespace does not grow for ever. Unfinished entries are never swept.
+namespace does not grow for ever. Unfinished entries and open intents are
+never swept.
 
 Each write is one round trip that returns only once Redis has it; a write
 that fails raises, and the session then refuses the submit (before sending,
@@ -36,10 +37,20 @@ return 0
 """
 
 # Entries that ended before ARGV[1] leave the hash KEYS[1] and the set KEYS[2], a batch at a time.
+# One open again (KEYS[3]: a state tag reused by a later submit, or an end time left by an
+# older worker) only loses its stale end time: it gets a new one when it ends again.
 _SWEEP = """
 local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 100)
 if #old > 0 then
-  redis.call('HDEL', KEYS[1], unpack(old))
+  local gone = {}
+  for _, member in ipairs(old) do
+    if not redis.call('ZSCORE', KEYS[3], member) then
+      gone[#gone + 1] = member
+    end
+  end
+  if #gone > 0 then
+    redis.call('HDEL', KEYS[1], unpack(gone))
+  end
   redis.call('ZREM', KEYS[2], unpack(old))
 end
 return #old
@@ -102,11 +113,13 @@ class RedisJournal:
             keys=[self._tasks, self._open, self._ended],
             args=[task_id, _encode(done), now if kept else ""],
         )
-        await self._swept(self._tasks, self._ended, now)
+        await self._swept(self._tasks, self._open, self._ended, now)
 
-    async def _swept(self, hash_key: str, ended: str, now: int) -> None:
+    async def _swept(self, hash_key: str, still_open: str, ended: str, now: int) -> None:
         if self.retention_ms is not None:
-            await self._sweep(keys=[hash_key, ended], args=[now - self.retention_ms])
+            await self._sweep(
+                keys=[hash_key, ended, still_open], args=[now - self.retention_ms]
+            )
 
     async def _entries(self, hash_key: str, ids: Any) -> list[JournalEntry]:
         if not ids:
@@ -131,6 +144,8 @@ class RedisJournal:
         pipe = self._client.pipeline(transaction=True)
         pipe.hset(self._intents, tag, _encode(entry))
         pipe.zadd(self._intents_open, {tag: entry.submitted_at or _now()})
+        # The tag may be a state reused from a settled submit: its end time is not this one's.
+        pipe.zrem(self._intents_ended, tag)
         await pipe.execute()
 
     async def settle_intent(self, tag: str, outcome: str) -> None:
@@ -146,7 +161,7 @@ class RedisJournal:
         if self.retention_ms is not None:
             pipe.zadd(self._intents_ended, {tag: now})
         await pipe.execute()
-        await self._swept(self._intents, self._intents_ended, now)
+        await self._swept(self._intents, self._intents_open, self._intents_ended, now)
 
     async def unconfirmed(self) -> list[JournalEntry]:
         tags = await self._client.zrange(self._intents_open, 0, -1)

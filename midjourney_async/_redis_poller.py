@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -70,6 +71,7 @@ class PollerLease:
         announce: Callable[[str, bool], None],
         share: Callable[[Task], None],
         gone: Callable[[str], None],
+        floor: float,
     ) -> None:
         self._client = client
         self.key = f"{key}:poller"
@@ -90,7 +92,9 @@ class PollerLease:
         self.leading = False
         self.leader: str | None = None
         self.takeovers = 0
-        # The interval this worker asked for; the leader may poll faster for others.
+        # The interval this worker asked for; the leader may poll faster for others,
+        # never faster than the session's floor (what others name is not checked).
+        self.floor = floor
         self.own_interval = tracker.interval
         self.intervals = f"{key}:intervals"
         # Ids held for other workers (leader only).
@@ -137,8 +141,10 @@ class PollerLease:
         if not self.leading:
             return
         tracker = self.tracker
-        if interval is not None and 0 < interval < tracker.interval:
-            tracker.interval = interval
+        if interval is not None:
+            pace = self._pace(interval)
+            if pace is not None and pace < tracker.interval:
+                tracker.interval = pace
         known = tracker.table.get(task_id)
         if newcomer and known is not None:
             if isinstance(known.error, TaskNotFound):
@@ -164,6 +170,7 @@ class PollerLease:
         """One round: renew or seek the lease, renew this worker's registrations,
         and (leading) take on every registered id."""
         client = self._client
+        took = False
         try:
             if self.leading and await self._renew(
                 keys=[self.key], args=[self.worker, self.ttl_ms]
@@ -171,6 +178,7 @@ class PollerLease:
                 pass
             elif await client.set(self.key, self.worker, nx=True, px=self.ttl_ms):
                 if not self.leading:
+                    took = True
                     self.takeovers += 1
                     logger.info("this worker now polls for namespace %s", self.key)
                 self.leading = True
@@ -183,7 +191,7 @@ class PollerLease:
             await self._register_mine()
             if self.leading:
                 self.tracker.interval = await self._fastest()
-                await self._take_registered()
+                await self._take_registered(soon=took)
             else:
                 self.tracker.interval = self.own_interval
                 for task_id in list(self._remote):
@@ -224,16 +232,29 @@ class PollerLease:
         for member in raw:
             text = member.decode() if isinstance(member, bytes) else str(member)
             with contextlib.suppress(ValueError, IndexError):
-                asked.append(float(text.split()[1]))
-        return min(value for value in asked if value > 0)
+                pace = self._pace(float(text.split()[1]))
+                if pace is not None:
+                    asked.append(pace)
+        return min(asked)
 
-    async def _take_registered(self) -> None:
+    def _pace(self, interval: float) -> float | None:
+        """The interval the leader may poll at for a worker that asked for ``interval``
+        (None: not a number of seconds, ignored)."""
+        if not (0 < interval < math.inf):
+            logger.debug("ignored a poll interval of %r from Redis", interval)
+            return None
+        return max(self.floor, interval)
+
+    async def _take_registered(self, *, soon: bool) -> None:
+        """Hold every registered id. Asked about at once only by a new leader (those
+        ids may be overdue); otherwise an id found here is one whose announcement
+        is on its way: a fresh submit, first asked about after an interval."""
         now = int(time.time() * 1000)
         await self._client.zremrangebyscore(self.registry, "-inf", now)
         raw = await self._client.zrangebyscore(self.registry, now, "+inf")
         live = {r.decode() if isinstance(r, bytes) else str(r) for r in raw}
         for task_id in live:
-            self.watch_remote(task_id)
+            self.watch_remote(task_id, soon=soon)
         for task_id, st in list(self._remote.items()):
             if task_id not in live or st.done:
                 self._drop_remote(task_id)

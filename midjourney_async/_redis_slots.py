@@ -3,7 +3,8 @@
 Each slot is a lease, a member of one sorted set scored by the time it
 expires. A worker takes one only while the set holds fewer live leases than
 the cap (one script: drop the expired, count, add), refreshes the leases it
-holds on a heartbeat, and removes a lease when its task settles. A worker
+holds on a heartbeat (putting back those of running tasks, should Redis have
+lost them), and removes a lease when its task settles. A worker
 that dies stops refreshing, so its leases expire and the slots come back.
 A session that closes removes its leases; its slots stay bound to their
 tasks here, and when it reopens it holds them again for the tasks that
@@ -49,9 +50,16 @@ end
 return 0
 """
 
+# ARGV[2] leases from ARGV[3] on are bound to running tasks: put back should they be
+# missing (Redis lost its data, or holding them failed); the others only renewed.
 _RENEW = _NOW + """
-for i = 2, #ARGV do
-  redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i])
+local bound = tonumber(ARGV[2])
+for i = 3, #ARGV do
+  if i - 2 <= bound then
+    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[i])
+  else
+    redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i])
+  end
 end
 return 0
 """
@@ -197,9 +205,22 @@ class RedisSlots:
         self._send(remove)
 
     async def renew(self) -> None:
-        """Push the expiry of every lease held here forward (the heartbeat)."""
-        if self.leases:
-            await self._renew(keys=[self.key], args=[self._lease_ms, *self.leases])
+        """Push the expiry of every lease held here forward (the heartbeat).
+
+        The leases of running tasks are put back when missing, whatever the
+        count (their tasks are in flight on the account); a lease not yet
+        bound to a task that is gone stays gone (its acquire may have failed).
+        """
+        if not self.leases:
+            return
+        bound = [s.token for s in self._bound.values() if s.token in self.leases]
+        rest = self.leases.difference(bound)
+        await self._renew(keys=[self.key], args=[self._lease_ms, len(bound), *bound, *rest])
+        # A task that settled meanwhile gave its lease back, maybe before the
+        # script put it back: remove it again, or it would count until it expires.
+        late = [t for t in bound if t not in self.leases]
+        if late:
+            await self._client.zrem(self.key, *late)
 
     async def give_back_all(self) -> None:
         """Remove every lease held here (the session is closing).

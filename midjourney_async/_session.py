@@ -290,7 +290,9 @@ class MidjourneySession(SubmitEndpoints, DownloadMethods):
                         self._tracker.interval,
                     )
             if self._backend is not None:
-                await self._backend.attach(self._table, self._tracker)
+                await self._backend.attach(
+                    self._table, self._tracker, poll_floor=self.settings.poll_floor
+                )
             self._tracker.restart()
             self._waits.bind_loop()
             if self._slots is not None:

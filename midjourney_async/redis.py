@@ -58,6 +58,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
         "midjourney_async.redis needs redis-py: pip install 'midjourney_async[redis]'"
     ) from exc
 
+from ._config import MIN_POLL_INTERVAL
 from ._errors import ConfigurationError, TaskNotFound
 from ._models import Task
 from ._redis_journal import RedisJournal
@@ -101,7 +102,9 @@ class RedisBackend:
     gone. ``retention`` is how long, in seconds, a finished task's entry (and
     a settled submit's intent) stays in Redis after it ended (``None``: for
     ever); past it, later finishes sweep it out, and a late callback about
-    that id is refused. Unfinished entries are never swept.
+    that id is refused. Unfinished entries and open intents are never swept,
+    nor are entries a worker with ``retention=None`` marked finished (give
+    every worker of a namespace the same ``retention``).
     """
 
     def __init__(
@@ -198,8 +201,14 @@ class RedisBackend:
 
     # -- lifecycle ----------------------------------------------------------
 
-    async def attach(self, table: StateTable, tracker: Tracker) -> None:
-        """Start sharing ``table``'s snapshots and ``tracker``'s polling (the session opens)."""
+    async def attach(
+        self, table: StateTable, tracker: Tracker, *, poll_floor: float = MIN_POLL_INTERVAL
+    ) -> None:
+        """Start sharing ``table``'s snapshots and ``tracker``'s polling (the session opens).
+
+        The elected poller never polls faster than ``poll_floor`` seconds,
+        whatever interval other workers (or anything writing to Redis) name.
+        """
         if self._table is not None and self._table is not table:
             raise ConfigurationError("a RedisBackend serves one session at a time")
         self._table = table
@@ -216,6 +225,7 @@ class RedisBackend:
             announce=self._announce_watch,
             share=self._share_always,
             gone=self.gone,
+            floor=poll_floor,
         )
         table.observers.append(self._settled)
         tracker.on_enlist = poller.enlisted

@@ -12,8 +12,10 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
 
 from midjourney_async.testing import RedisServer
 
@@ -92,3 +94,72 @@ class Worker:
     def kill(self) -> None:
         if self.proc.returncode is None:
             self.proc.kill()
+
+
+class GateProxy:
+    """A reverse proxy on 127.0.0.1 in front of the emulator that holds back the
+    requests whose body contains ``hold`` until :meth:`release` (a submit whose
+    answer is still on its way, for as long as the test needs)."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target.rstrip("/")
+        self.hold: bytes | None = None
+        self.held: list[bytes] = []
+        self._gate = asyncio.Event()
+        self._arrived = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> GateProxy:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+        self._http = aiohttp.ClientSession()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+        assert self._runner is not None and self._http is not None
+        await self._runner.cleanup()
+        await self._http.close()
+
+    def gate(self, word: str) -> None:
+        """Hold back every request with ``word`` in its body from now on."""
+        self.hold = word.encode()
+        self._gate.clear()
+
+    def release(self) -> None:
+        """Let the held requests (and those to come) through."""
+        self._gate.set()
+
+    async def until_held(self, count: int, timeout: float = 10.0) -> None:
+        """Wait until ``count`` requests are held back."""
+        async with self._arrived:
+            await asyncio.wait_for(
+                self._arrived.wait_for(lambda: len(self.held) >= count), timeout
+            )
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        if self.hold is not None and self.hold in body and not self._gate.is_set():
+            async with self._arrived:
+                self.held.append(body)
+                self._arrived.notify_all()
+            await self._gate.wait()
+        assert self._http is not None
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() not in ("host", "content-length", "transfer-encoding")}
+        async with self._http.request(
+            request.method, self.target + request.path_qs, headers=headers, data=body
+        ) as upstream:
+            data = await upstream.read()
+            return web.Response(
+                status=upstream.status, body=data,
+                content_type=upstream.content_type, charset=upstream.charset,
+            )  # fmt: skip

@@ -4,13 +4,14 @@ and what happens while Redis is away. A real redis-server, never a mock."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
-from redis_support import redis_client, redis_server
+from redis_support import GateProxy, redis_client, redis_server
 
 from midjourney_async import (
     ConfigurationError,
@@ -20,6 +21,7 @@ from midjourney_async import (
     TaskStatus,
     WebhookConfig,
 )
+from midjourney_async._config import MIN_POLL_INTERVAL_LOCAL
 from midjourney_async.redis import RedisBackend
 from midjourney_async.testing import Emulator, RedisServer
 
@@ -263,15 +265,22 @@ async def test_the_poller_asks_about_another_workers_fresh_submits_together_afte
 ) -> None:
     # As one session would: a fresh submit is first asked about after an interval,
     # so a burst from another worker costs one request, not one per announcement.
-    async with Emulator(speed=10, concurrency=None, queue_size=None) as emu:
+    async with Emulator(speed=10, concurrency=None, queue_size=None) as emu, GateProxy(
+        emu.base_url
+    ) as proxy:
         leading = RedisBackend(redis_server.url, namespace="burst")
         following = RedisBackend(redis_server.url, namespace="burst")
-        # An interval of 1 s: submits spread over up to half of it are still one sweep.
-        async with session(emu, leading, poll_interval=1.0), session(
-            emu, following, poll_interval=1.0
+        # An interval of 2 s: ids announced within a second of each other are one sweep.
+        async with session(emu, leading, poll_interval=2.0), MidjourneySession(
+            proxy.url, emu.api_key, backend=following, poll_interval=2.0
         ) as b:
             assert leading.poller is not None and leading.poller.leading
-            handles = await asyncio.gather(*(b.imagine(f"burst {i}") for i in range(5)))
+            # The five answers come back together, however slowly a loaded box sends them.
+            proxy.gate("burst")
+            submits = asyncio.gather(*(b.imagine(f"burst {i}") for i in range(5)))
+            await proxy.until_held(5)
+            proxy.release()
+            handles = await submits
             waiting = asyncio.ensure_future(b.wait_all(handles, timeout=30))
             stats = emu.stats
             end = time.monotonic() + 10
@@ -281,3 +290,171 @@ async def test_the_poller_asks_about_another_workers_fresh_submits_together_afte
             assert (stats.requests["task/list-by-condition"], stats.list_ids) == (1, 5)
             assert b.tracker_stats.list_requests == 0
             await waiting
+
+
+async def test_the_poller_waits_an_interval_for_an_id_registered_before_it_was_announced(
+    redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    # A round of the leader may read the registry between another worker's write
+    # there and its announcement: that fresh id waits an interval too, rather than
+    # being asked about at once, alone.
+    async with Emulator(speed=10, concurrency=None, queue_size=None) as emu:
+        async with MidjourneySession(emu.base_url, emu.api_key) as elsewhere:
+            fresh = await elsewhere.imagine("registered, not yet announced")
+        backend = RedisBackend(redis_server.url, namespace="early")
+        async with session(emu, backend, poll_interval=2.0):
+            poller = backend.poller
+            assert poller is not None and poller.leading
+            later = int(time.time() * 1000) + 60_000
+            await redis_client.zadd("mj:{early}:watched", {fresh.id: later})
+            await poller.round()
+            taken = time.monotonic()
+            assert fresh.id in poller._remote
+            stats = emu.stats
+            end = time.monotonic() + 10
+            while stats.requests["task/list-by-condition"] + stats.requests["task/fetch"] == 0:
+                assert time.monotonic() < end, "nobody polled"
+                await asyncio.sleep(0.002)
+            # Due one interval after the leader took it; a sweep reaches half an interval ahead.
+            assert time.monotonic() - taken >= 0.8
+
+
+async def test_a_reused_state_tag_keeps_its_open_intent_past_the_retention(
+    redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    # The intent's tag is the caller's own state: a second submit with it, still
+    # on its way, must stay listed whatever the first one's retention says.
+    async with Emulator(speed=200) as emu, GateProxy(emu.base_url) as proxy:
+        backend = RedisBackend(redis_server.url, namespace="reused", retention=0.3)
+        async with MidjourneySession(
+            proxy.url, emu.api_key, backend=backend, poll_interval=0.05
+        ) as mj:
+            first = await mj.imagine("first", state="order-7")
+            await first.wait(timeout=20)
+            ended = await redis_client.zscore("mj:{reused}:intents:ended", "order-7")
+            assert ended is not None
+            # Past the first intent's retention (time has to pass).
+            await asyncio.sleep(max(0.0, (ended + 300) / 1000 - time.time()) + 0.05)
+            proxy.gate("second")
+            second = asyncio.ensure_future(mj.imagine("second", state="order-7"))
+            await proxy.until_held(1)
+            # Another submit settles meanwhile and sweeps what is past the retention.
+            await (await mj.imagine("third")).wait(timeout=20)
+            assert [e.state for e in await mj.unconfirmed_submits()] == ["order-7"]
+            # The same with an end time left behind by a worker of an older version:
+            # an open intent is never swept.
+            await redis_client.zadd("mj:{reused}:intents:ended", {"order-7": 1})
+            await (await mj.imagine("fourth")).wait(timeout=20)
+            assert [e.state for e in await mj.unconfirmed_submits()] == ["order-7"]
+            proxy.release()
+            await (await second).wait(timeout=20)
+            assert await mj.unconfirmed_submits() == []
+            assert emu.stats.submit_attempts_by_prompt["second"] == 1
+
+
+async def test_the_poller_never_polls_faster_than_the_floor_whatever_redis_says(
+    redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    # A bad writer (or a worker on another server) names absurd intervals: the
+    # leader keeps to the session's floor and ignores what is no number of seconds.
+    async with Emulator(speed=200) as emu:
+        backend = RedisBackend(redis_server.url, namespace="floor", poller_ttl=0.3)
+        async with session(emu, backend, poll_interval=0.05) as mj:
+            poller = backend.poller
+            assert poller is not None and poller.leading
+            tracker = mj._tracker
+            later = int(time.time() * 1000) + 60_000
+            rounds = poller.takeovers
+            await redis_client.zadd(
+                "mj:{floor}:intervals", {"w1 1e-06": later, "w2 inf": later, "w3 nan": later}
+            )
+            # Two rounds read the intervals (one may have read them before the write).
+            seen: list[float] = []
+            for _ in range(2):
+                await poller.round()
+                seen.append(tracker.interval)
+            assert seen == [MIN_POLL_INTERVAL_LOCAL] * 2
+            assert poller.takeovers == rounds
+            await redis_client.delete("mj:{floor}:intervals")
+            await poller.round()
+            assert tracker.interval == 0.05
+            # An announcement naming a tiny interval (or none a number can be).
+            for n, interval in enumerate((1e-06, 0.0, -1.0)):
+                message = {"worker": "w9", "kind": "watch", "task_id": f"77{n}",
+                           "interval": interval}  # fmt: skip
+                await redis_client.publish("mj:{floor}:events", json.dumps(message))
+            await until(lambda: len(poller._remote) == 3, "the announcements arrived")
+            assert tracker.interval == MIN_POLL_INTERVAL_LOCAL
+
+
+async def test_the_shared_cap_holds_after_redis_lost_its_data(
+    redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    # speed 2: an imagine runs 20-30 s, long past this test's checks.
+    async with Emulator(speed=2, concurrency=None, queue_size=None) as emu:
+        backend = RedisBackend(redis_server.url, namespace="lost", lease_ttl=1.0)
+        async with session(emu, backend, max_in_flight=2) as mj:
+            for i in range(2):
+                await mj.imagine(f"running {i}")
+            assert await redis_client.zcard("mj:{lost}:slots") == 2
+            # Redis restarted without its data (or a write of the leases failed).
+            await redis_client.flushall()
+            # The heartbeat (every third of lease_ttl) puts the running tasks' leases back.
+            end = time.monotonic() + 5
+            while await redis_client.zcard("mj:{lost}:slots") < 2:
+                assert time.monotonic() < end, "the running tasks' leases were never restored"
+                await asyncio.sleep(0.02)
+            other = RedisBackend(redis_server.url, namespace="lost", lease_ttl=1.0)
+            async with session(emu, other, max_in_flight=2) as second:
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(second.imagine("over the cap"), 1.5)
+            assert emu.stats.submit_attempts_by_prompt["over the cap"] == 0
+            assert emu.stats.most_in_flight == 2
+
+
+async def test_a_worker_without_retention_keeps_its_entries_and_a_swept_ids_callback_is_refused(
+    redis_server: RedisServer, redis_client: aioredis.Redis
+) -> None:
+    async with Emulator(speed=200) as emu:
+
+        async def finished(backend: RedisBackend, task_id: str) -> None:
+            end = time.monotonic() + 10
+            while True:
+                entry = await backend.journal().get(task_id)
+                if entry is not None and entry.finished_at is not None:
+                    return
+                assert time.monotonic() < end, f"task {task_id} was never marked finished"
+                await asyncio.sleep(0.02)
+
+        keeping = RedisBackend(redis_server.url, namespace="mixed", retention=None)
+        async with session(emu, keeping) as k:
+            kept = await k.imagine("kept")
+            await kept.wait(timeout=20)
+            await finished(keeping, kept.id)
+        sweeping = RedisBackend(redis_server.url, namespace="mixed", retention=0.3)
+        async with session(emu, sweeping) as s:
+            first = await s.imagine("first")
+            await first.wait(timeout=20)
+            await finished(sweeping, first.id)
+            # Past the retention of both (time has to pass), a finish sweeps.
+            await asyncio.sleep(0.4)
+            second = await s.imagine("second")
+            await second.wait(timeout=20)
+            end = time.monotonic() + 10
+            while await redis_client.hexists("mj:{mixed}:tasks", first.id):
+                assert time.monotonic() < end, "the sweeping worker's entry stayed"
+                await asyncio.sleep(0.02)
+        # The entry and the intent the worker without retention finished stay.
+        entry = json.loads(await redis_client.hget("mj:{mixed}:tasks", kept.id) or "null")
+        assert entry is not None and entry["status"] == "SUCCESS"
+        intents = [json.loads(v)["prompt"] for v in await redis_client.hvals("mj:{mixed}:intents")]
+        assert sorted(intents) == ["kept", "second"]
+        # A late callback about the swept id is refused by any worker; not one about a kept id.
+        receiving = RedisBackend(redis_server.url, namespace="mixed", retention=None)
+        hook = WebhookConfig(poll_interval=0.05)
+        async with session(emu, receiving, webhook=hook) as r, aiohttp.ClientSession() as http:
+            assert r.webhook_url is not None
+            for task_id, status in ((first.id, 404), (second.id, 200), (kept.id, 200)):
+                body = {"id": task_id, "status": "IN_PROGRESS", "progress": "50%"}
+                async with http.post(r.webhook_url, json=body) as resp:
+                    assert resp.status == status, task_id
