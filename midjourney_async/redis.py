@@ -88,6 +88,8 @@ _decode = msgspec.json.Decoder(_Message).decode
 
 # Background writes waiting to be sent; past this, new ones are dropped (polling covers).
 _MAX_OUTBOX = 10_000
+# How long detaching waits for the background loops to end after cancelling them.
+_STOP_GRACE = 3.0
 
 
 class RedisBackend:
@@ -147,6 +149,9 @@ class RedisBackend:
         self.poller: PollerLease | None = None
         self._outbox: asyncio.Queue[Callable[[], Awaitable[object]]] | None = None
         self._jobs: list[asyncio.Task[None]] = []
+        # Set while detaching: every background loop ends at its next turn even when
+        # redis-py swallowed the cancellation inside a command (a known redis-py race).
+        self._stopping = False
         self._remote = False  # set while a snapshot from another worker is applied
         self.connected = asyncio.Event()
         self.shared_applied = 0
@@ -239,6 +244,7 @@ class RedisBackend:
                 logger.warning("could not count this worker's running tasks in the "
                                "in-flight cap again: %r", exc)
         loop = asyncio.get_running_loop()
+        self._stopping = False
         self._jobs = [
             loop.create_task(self._listen(), name="midjourney_async-redis-listen"),
             loop.create_task(self._drain(), name="midjourney_async-redis-send"),
@@ -266,9 +272,15 @@ class RedisBackend:
             # Let queued slot releases and snapshots go out, briefly.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(outbox.join(), 2.0)
+        self._stopping = True
         for job in self._jobs:
             job.cancel()
-        await asyncio.gather(*self._jobs, return_exceptions=True)
+        if self._jobs:
+            # Bounded: a cancellation lost inside redis-py leaves a loop running until
+            # its next turn, where the flag ends it; closing must not hang on that.
+            _, stuck = await asyncio.wait(self._jobs, timeout=_STOP_GRACE)
+            for job in stuck:
+                job.cancel()
         self._jobs = []
         self._outbox = None
         if self._slots is not None:
@@ -335,7 +347,7 @@ class RedisBackend:
         assert self._outbox is not None
         outbox = self._outbox
         warned = 0.0
-        while True:
+        while not self._stopping:
             job = await outbox.get()
             try:
                 await job()
@@ -385,7 +397,7 @@ class RedisBackend:
 
     async def _listen(self) -> None:
         pause = 0.1
-        while True:
+        while not self._stopping:
             pubsub = self._client.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
@@ -394,7 +406,7 @@ class RedisBackend:
                     if pause > 0.1:
                         logger.warning("Redis is back: sharing snapshots again")
                 pause = 0.1
-                while True:
+                while not self._stopping:
                     msg: Any = await pubsub.get_message(
                         ignore_subscribe_messages=True, timeout=1.0
                     )
@@ -417,13 +429,13 @@ class RedisBackend:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _elect(self, poller: PollerLease) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(poller.every)
             await poller.round()
 
     async def _heartbeat(self) -> None:
         every = self.lease_ttl / 3
-        while True:
+        while not self._stopping:
             await asyncio.sleep(every)
             if self._slots is None:
                 continue
