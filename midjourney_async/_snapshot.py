@@ -39,9 +39,13 @@ def _plain(value: Any) -> bool:
     return False
 
 
-def pack(task: Task) -> bytes | None:
+def pack(task: Task, *, from_json: bool = False) -> bytes | None:
     """``task`` packed but for its id and status, or None when unpacking would not
-    give it back exactly."""
+    give it back exactly.
+
+    ``from_json``: the task was just decoded from a JSON answer, so its properties
+    hold plain JSON values and need no checking (the poller's hot path).
+    """
     if task.buttons:
         return None
     for t in (task.submit_time, task.start_time, task.finish_time):
@@ -51,7 +55,7 @@ def pack(task: Task) -> bytes | None:
     # would hand back as something else (a tuple as a list, a struct as a dict).
     try:
         if not (
-            _plain(task.properties)
+            (from_json or _plain(task.properties))
             and _plain(task.image_url_refs)
             and _plain(task.video_url_refs)
         ):

@@ -142,15 +142,16 @@ class TaskState:
         task = self._snap = unpack(snap, self.id, self.status)
         return task
 
-    def keep(self, task: Task) -> None:
-        """Make ``task`` the snapshot (packed while the task is pending)."""
+    def keep(self, task: Task, *, from_json: bool = False) -> None:
+        """Make ``task`` the snapshot (packed while the task is pending); ``from_json``
+        says it was just decoded from a server's answer (see :func:`pack`)."""
         status = task.status
         self.status = status
         self.percent = task.progress_percent
         packed = (
             None
             if status in TERMINAL or status == TaskStatus.MODAL or task.id != self.id
-            else pack(task)
+            else pack(task, from_json=from_json)
         )
         self._snap = task if packed is None else packed
 
@@ -251,8 +252,10 @@ class StateTable:
             return False
         return self.update(st, task)
 
-    def update(self, st: TaskState, task: Task) -> bool:
-        """Offer ``task`` as the next snapshot of ``st``; True if it moved it forward."""
+    def update(self, st: TaskState, task: Task, *, from_json: bool = False) -> bool:
+        """Offer ``task`` as the next snapshot of ``st``; True if it moved it forward.
+
+        ``from_json``: decoded from a server's answer just now (cheaper to keep)."""
         st.misses = 0
         st.not_found = 0
         modal = task.status == TaskStatus.MODAL
@@ -262,7 +265,7 @@ class StateTable:
         ) or (modal and st.left_modal):
             self.stats.snapshots_dropped += 1
             return False
-        st.keep(task)
+        st.keep(task, from_json=from_json)
         self.stats.snapshots_applied += 1
         if previous is None or previous != task.status:
             logger.info("task %s: %s %s", task.id, task.status, task.progress or "")

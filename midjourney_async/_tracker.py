@@ -366,7 +366,11 @@ class Tracker:
             watched = self._watched
             for task_id, row_task in seen.items():
                 to = watched.get(task_id)
-                if to is not None and self.table.update(to, row_task) and not to.done:
+                if (
+                    to is not None
+                    and self.table.update(to, row_task, from_json=True)
+                    and not to.done
+                ):
                     self._remember_row(to, hashes[task_id])
         # A batch may leave out an id (a relay not yet refreshed, a lost row):
         # only a second miss in a row costs a fetch.
@@ -399,7 +403,7 @@ class Tracker:
             self._on_error(exc, [st])
             return
         self._foreign = 0
-        self.table.update(st, task)
+        self.table.update(st, task, from_json=True)
 
     async def _list_one(self, st: TaskState) -> bool:
         """Read a task that left a modal step through the list, where every row of its
@@ -412,7 +416,7 @@ class Tracker:
                 best = task
         if best is None:
             return False
-        self.table.update(st, best)
+        self.table.update(st, best, from_json=True)
         return True
 
     def _not_found(self, st: TaskState, exc: TaskNotFound) -> None:
