@@ -104,6 +104,10 @@ class HandWritten:
     async def run(self, prompts: list[str], interval: float) -> list[BareTask]:
         """Submit every prompt at once, then poll what is pending every ``interval`` until done."""
         ids = await asyncio.gather(*(self.submit(p) for p in prompts))
+        return await self.wait(list(ids), interval)
+
+    async def wait(self, ids: list[str], interval: float) -> list[BareTask]:
+        """Poll ``ids`` every ``interval`` until every one has ended."""
         pending = list(ids)
         while pending:
             await asyncio.sleep(interval)
