@@ -117,7 +117,7 @@ class PollerLease:
         # Asked about at once here too (nothing known of it, as for handle(id)), or,
         # like a fresh submit, only after an interval: the leader does the same.
         st = self.tracker.table.get(task_id)
-        soon = st is None or (st.task is None and st.due <= time.monotonic())
+        soon = st is None or (st.status is None and st.due <= time.monotonic())
 
         async def register() -> None:
             await self._client.zadd(registry, {task_id: until})

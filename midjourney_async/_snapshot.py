@@ -51,17 +51,20 @@ def pack(task: Task, *, from_json: bool = False) -> bytes | None:
     for t in (task.submit_time, task.start_time, task.finish_time):
         if t is not None and t < MS_FLOOR:
             return None
-    # The other fields are typed scalars; only the containers may hold what msgpack
-    # would hand back as something else (a tuple as a list, a struct as a dict).
     try:
-        if not (
-            (from_json or _plain(task.properties))
-            and _plain(task.image_url_refs)
-            and _plain(task.video_url_refs)
-        ):
+        values = msgspec.structs.astuple(task)[2:]
+        if from_json:
+            # Decoded by msgspec: the scalars have their declared types and the
+            # properties hold JSON values; only the media lists may hold structs.
+            plain = _plain(task.image_url_refs) and _plain(task.video_url_refs)
+        else:
+            # Made by hand: any field may hold what msgpack cannot give back as it was.
+            plain = all(map(_plain, values))
+        if not plain:
             return None
-        packed = _encoder.encode(msgspec.structs.astuple(task)[2:])
-    except (RecursionError, OverflowError, msgspec.EncodeError):
+        packed = _encoder.encode(values)
+    except (RecursionError, OverflowError, TypeError, ValueError, msgspec.EncodeError):
+        # ValueError: a lone surrogate in a string (UnicodeEncodeError).
         return None
     # The encoder's bytes keep its whole write buffer (512 bytes and up): an
     # exact copy held for minutes costs a quarter less.

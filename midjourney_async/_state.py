@@ -146,13 +146,14 @@ class TaskState:
         """Make ``task`` the snapshot (packed while the task is pending); ``from_json``
         says it was just decoded from a server's answer (see :func:`pack`)."""
         status = task.status
-        self.status = status
-        self.percent = task.progress_percent
         packed = (
             None
             if status in TERMINAL or status == TaskStatus.MODAL or task.id != self.id
             else pack(task, from_json=from_json)
         )
+        # Set together, after packing: the status and percentage describe this snapshot.
+        self.status = status
+        self.percent = task.progress_percent
         self._snap = task if packed is None else packed
 
     def forget(self) -> None:

@@ -96,6 +96,9 @@ class Submitter:
             tracker.table.observers.append(journal.settled)
         # Set while the receiver runs: every submit names it as its notifyHook.
         self.callback_url: str | None = None
+        # Modal answers on their way, by the MODAL task's id: a second wait that meets
+        # the same window follows this one instead of paying for the step again.
+        self._answering: dict[str, asyncio.Future[TaskState]] = {}
 
     async def call(
         self, op: str, body: msgspec.Struct, extra: dict[str, Any] | None
@@ -214,7 +217,35 @@ class Submitter:
         return tag
 
     async def answer_modal(self, state: TaskState) -> TaskState:
-        """Submit the modal answer kept on a MODAL state; the state it becomes."""
+        """Submit the modal answer kept on a MODAL state; the state it becomes.
+
+        Sent once however many waits meet the window: the others follow the first.
+        """
+        running = self._answering.get(state.id)
+        if running is not None:
+            await asyncio.wait([running])  # its outcome, without cancelling it with ours
+            if running.cancelled():
+                # Its sender was cancelled mid-step: it may have been sent; follow the task.
+                return state
+            return running.result()
+        running = asyncio.get_running_loop().create_future()
+        self._answering[state.id] = running
+        try:
+            successor = await self._answer_modal(state)
+        except asyncio.CancelledError:
+            running.cancel()
+            raise
+        except BaseException as exc:
+            running.set_exception(exc)
+            running.exception()  # whoever else waits reads it; nobody may, and that is fine
+            raise
+        else:
+            running.set_result(successor)
+        finally:
+            del self._answering[state.id]
+        return successor
+
+    async def _answer_modal(self, state: TaskState) -> TaskState:
         assert state.modal_answer is not None
         prompt, mask = state.modal_answer
         body = ModalRequest(

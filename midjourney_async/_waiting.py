@@ -203,6 +203,9 @@ class Waits:
                     raise
                 wake.expire()
                 return wake
+            if wake.expired:
+                # The deadline passed while the step went out: it wins, as above.
+                return wake
             if nxt is st:
                 # Accepted under the same id: wait for its next snapshots.
                 return self._move(wake, st)

@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from mj_support import KEY, Emulated, Recorded, RecordingServer, Reply
+from mj_support import KEY, Emulated, Recorded, RecordingServer, Reply, until
 
 from midjourney_async import (
     MidjourneySession,
@@ -15,6 +15,7 @@ from midjourney_async import (
     RateLimitError,
     RetryPolicy,
     ServerError,
+    Task,
     TaskStatus,
     TaskTimeout,
 )
@@ -70,6 +71,54 @@ async def test_remix_modal_shown_only_by_status_is_answered_by_wait(
     [sent] = server.calls("POST", "/mj/submit/modal")
     assert sent.json == {"taskId": "2", "prompt": "a remixed prompt"}
 
+
+
+@pytest.mark.parametrize("second", ["wait", "updates"])
+async def test_two_waits_on_one_modal_window_send_the_paid_step_once(
+    server: RecordingServer, second: str
+) -> None:
+    """Both waits see the window at once; the step is sent once and both follow it."""
+    buttons = [{"customId": "MJ::JOB::variation::1::h", "label": "V1"}]
+    grid = {"id": "1", "status": "SUCCESS", "progress": "100%", "buttons": buttons}
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    def listing(recorded: object) -> Reply:
+        child = (
+            {"id": "2", "status": "SUCCESS", "progress": "100%"}
+            if release.is_set()
+            else {"id": "2", "status": "MODAL", "progress": "0%"}
+        )
+        return Reply.json([child])
+
+    async def modal(recorded: object) -> Reply:
+        arrived.set()
+        await release.wait()
+        return Reply.json({"code": 1, "result": "2"})
+
+    server.add("GET", "/mj/task/1/fetch", Reply.json(grid))
+    server.add("POST", "/mj/submit/action", Reply.json({"code": 1, "result": "2"}))
+    server.on("POST", "/mj/task/list-by-condition", listing)
+    server.on("POST", "/mj/submit/modal", modal)
+    async with MidjourneySession(server.url, KEY, provider="new-api", **FAST) as mj:
+        parent = mj.handle("1")
+        await parent.refresh()
+        child = await parent.variation(1, prompt="a remixed prompt")
+
+        async def follow() -> Task:
+            if second == "wait":
+                return await child.wait(timeout=10)
+            seen = [t async for t in child.updates(timeout=10)]
+            return seen[-1]
+
+        both = asyncio.gather(child.wait(timeout=10), follow())
+        await asyncio.wait_for(arrived.wait(), 10)
+        # The other wait has seen the window too by now: a few more polls went by.
+        polled = len(server.calls("POST", "/mj/task/list-by-condition"))
+        await until(lambda: len(server.calls("POST", "/mj/task/list-by-condition")) >= polled + 3)
+        release.set()
+        first, other = await asyncio.wait_for(both, 10)
+    assert first.status is TaskStatus.SUCCESS and other.status is TaskStatus.SUCCESS
+    assert len(server.calls("POST", "/mj/submit/modal")) == 1
 
 
 async def test_a_modal_step_with_a_new_id_is_followed(server: RecordingServer) -> None:

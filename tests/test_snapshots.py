@@ -13,6 +13,7 @@ import gc
 import json
 import time
 import tracemalloc
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +161,27 @@ async def test_a_waiting_handle_stays_small() -> None:
     # room for other interpreters' object sizes.
     assert await _held_per_handle(2000, "wait") < 2.6 * 1024
     assert await _held_per_handle(2000, "wait_all") < 1.3 * 1024
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        {"prompt": "a lone surrogate \udcff"},  # cannot be encoded
+        {"state": object()},  # not a JSON value at all
+        {"state": Decimal("1.5")},  # would come back as another type
+        {"description": b"raw bytes"},
+    ],
+    ids=["surrogate", "object", "decimal", "bytes"],
+)
+async def test_a_hand_made_snapshot_that_cannot_be_packed_is_kept_as_it_is(
+    odd: dict[str, Any],
+) -> None:
+    async with MidjourneySession(NOWHERE, "k", poll_interval=3600) as mj:
+        handle = mj.handle(TID)
+        assert mj.notify(Task(id=TID, status="SUBMITTED", progress="1%", prompt="first"))
+        later = Task(id=TID, status="IN_PROGRESS", progress="50%", **odd)
+        assert mj.notify(later)
+        assert handle.task == later
+        assert handle.task.progress_percent == 50
+        for name, value in odd.items():
+            assert type(getattr(handle.task, name)) is type(value)
