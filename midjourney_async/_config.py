@@ -37,19 +37,21 @@ def env(name: str) -> str | None:
     return value.strip() if value and value.strip() else None
 
 
-def _poll_interval(given: float | None) -> float:
-    """The poll interval argument, else ``MJ_POLL_INTERVAL``, else the default."""
+def _poll_interval(given: float | None, floor: float) -> float:
+    """The poll interval argument, else ``MJ_POLL_INTERVAL``, else the default; checked
+    under the name it came by."""
     if given is not None:
-        return given
+        return _number("poll_interval", given, low=floor)
     text = env("MJ_POLL_INTERVAL")
     if text is None:
         return DEFAULT_POLL_INTERVAL
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise ConfigurationError(
             f"MJ_POLL_INTERVAL must be a number of seconds, not {text[:40]!r}"
         ) from None
+    return _number("MJ_POLL_INTERVAL", value, low=floor)
 
 
 def is_loopback_url(url: str) -> bool:
@@ -220,7 +222,7 @@ class Settings:
             api_key=api_key if api_key is not None else env("MJ_API_KEY"),
             timeout=_number("timeout", timeout, low=0, open_low=True),
             wait_timeout=_number("wait_timeout", wait_timeout, low=0, open_low=True),
-            poll_interval=_number("poll_interval", _poll_interval(poll_interval), low=floor),
+            poll_interval=_poll_interval(poll_interval, floor),
             chunk_size=(
                 None if chunk_size is None else _whole("chunk_size", chunk_size, low=1, high=10_000)
             ),

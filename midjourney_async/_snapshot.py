@@ -46,12 +46,12 @@ def pack(task: Task, *, from_json: bool = False) -> bytes | None:
     ``from_json``: the task was just decoded from a JSON answer, so its properties
     hold plain JSON values and need no checking (the poller's hot path).
     """
-    if task.buttons:
-        return None
-    for t in (task.submit_time, task.start_time, task.finish_time):
-        if t is not None and t < MS_FLOOR:
-            return None
     try:
+        if task.buttons:
+            return None
+        for t in (task.submit_time, task.start_time, task.finish_time):
+            if t is not None and t < MS_FLOOR:
+                return None
         values = msgspec.structs.astuple(task)[2:]
         if from_json:
             # Decoded by msgspec: the scalars have their declared types and the

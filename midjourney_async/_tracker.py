@@ -314,9 +314,15 @@ class Tracker:
                 st.misses += 1
             size = self.reader.chunk_for(len(due))
             parts = [due[i : i + size] for i in range(0, len(due), size)]
-            chunks = await asyncio.gather(
-                *(self.reader.list_chunk([st.id for st in part]) for part in parts)
-            )
+            try:
+                chunks = await asyncio.gather(
+                    *(self.reader.list_chunk([st.id for st in part]) for part in parts)
+                )
+            except BaseException:
+                # Cancelled (the session closes): no answer came, so no miss either.
+                for st in due:
+                    st.misses = max(0, st.misses - 1)
+                raise
             for part, chunk in zip(parts, chunks, strict=True):
                 fallback.extend(self._take_chunk(chunk, part))
         else:
@@ -329,7 +335,9 @@ class Tracker:
         fetch of their own."""
         if chunk.error is not None or chunk.fetch_all:
             for st in states:
-                st.misses -= 1  # not a miss: the list did not answer
+                # Not a miss: the list did not answer (a row from elsewhere may
+                # already have reset it meanwhile).
+                st.misses = max(0, st.misses - 1)
             if chunk.fetch_all:
                 return states
             assert chunk.error is not None
@@ -339,6 +347,7 @@ class Tracker:
         self._foreign = 0
         known = self._rows
         seen: dict[str, Task] | None = None
+        asked: dict[str, TaskState] = {}
         hashes: dict[str, int] = {}
         dropped = 0
         for row in chunk.rows:
@@ -356,8 +365,14 @@ class Tracker:
                 continue
             if seen is None:
                 seen = {}
+                asked = {st.id: st for st in states}
             # Every row counts: new-api keeps a stale MODAL row beside the live one
-            # after a modal step, and the forward-only rule picks the live one.
+            # after a modal step. Once the step was accepted that row is stale, and
+            # the forward-only rule (which ranks MODAL high) must not pick it.
+            if task.status == TaskStatus.MODAL:
+                owner = asked.get(task.id) or self._watched.get(task.id)
+                if owner is not None and owner.left_modal:
+                    continue
             if is_newer(seen.get(task.id), task):
                 seen[task.id] = task
                 hashes[task.id] = digest
@@ -365,11 +380,13 @@ class Tracker:
         if seen is not None:
             watched = self._watched
             for task_id, row_task in seen.items():
-                to = watched.get(task_id)
+                # A wait may have ended while the request was out: its row still counts.
+                to = asked.get(task_id) or watched.get(task_id)
                 if (
                     to is not None
                     and self.table.update(to, row_task, from_json=True)
                     and not to.done
+                    and task_id in watched
                 ):
                     self._remember_row(to, hashes[task_id])
         # A batch may leave out an id (a relay not yet refreshed, a lost row):

@@ -149,9 +149,10 @@ class RedisBackend:
         self.poller: PollerLease | None = None
         self._outbox: asyncio.Queue[Callable[[], Awaitable[object]]] | None = None
         self._jobs: list[asyncio.Task[None]] = []
-        # Set while detaching: every background loop ends at its next turn even when
-        # redis-py swallowed the cancellation inside a command (a known redis-py race).
-        self._stopping = False
+        # This attach's token: the background loops run while it is current, so each
+        # ends at its next turn once detaching began (or another attach started) even
+        # when redis-py swallowed the cancellation inside a command (a known race).
+        self._run: object | None = None
         self._remote = False  # set while a snapshot from another worker is applied
         self.connected = asyncio.Event()
         self.shared_applied = 0
@@ -244,12 +245,12 @@ class RedisBackend:
                 logger.warning("could not count this worker's running tasks in the "
                                "in-flight cap again: %r", exc)
         loop = asyncio.get_running_loop()
-        self._stopping = False
+        self._run = run = object()
         self._jobs = [
-            loop.create_task(self._listen(), name="midjourney_async-redis-listen"),
-            loop.create_task(self._drain(), name="midjourney_async-redis-send"),
-            loop.create_task(self._heartbeat(), name="midjourney_async-redis-heartbeat"),
-            loop.create_task(self._elect(poller), name="midjourney_async-redis-poller"),
+            loop.create_task(self._listen(run), name="midjourney_async-redis-listen"),
+            loop.create_task(self._drain(run), name="midjourney_async-redis-send"),
+            loop.create_task(self._heartbeat(run), name="midjourney_async-redis-heartbeat"),
+            loop.create_task(self._elect(poller, run), name="midjourney_async-redis-poller"),
         ]
         # Snapshots published before this worker listens would be missed: wait
         # (briefly) for the subscription, and go on by polling if Redis is away.
@@ -272,7 +273,7 @@ class RedisBackend:
             # Let queued slot releases and snapshots go out, briefly.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(outbox.join(), 2.0)
-        self._stopping = True
+        self._run = None
         for job in self._jobs:
             job.cancel()
         if self._jobs:
@@ -343,11 +344,11 @@ class RedisBackend:
         except asyncio.QueueFull:
             logger.warning("Redis writes are backing up; a shared update was dropped")
 
-    async def _drain(self) -> None:
+    async def _drain(self, run: object) -> None:
         assert self._outbox is not None
         outbox = self._outbox
         warned = 0.0
-        while not self._stopping:
+        while self._run is run:
             job = await outbox.get()
             try:
                 await job()
@@ -395,9 +396,9 @@ class RedisBackend:
             finally:
                 self._remote = False
 
-    async def _listen(self) -> None:
+    async def _listen(self, run: object) -> None:
         pause = 0.1
-        while not self._stopping:
+        while self._run is run:
             pubsub = self._client.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
@@ -406,7 +407,7 @@ class RedisBackend:
                     if pause > 0.1:
                         logger.warning("Redis is back: sharing snapshots again")
                 pause = 0.1
-                while not self._stopping:
+                while self._run is run:
                     msg: Any = await pubsub.get_message(
                         ignore_subscribe_messages=True, timeout=1.0
                     )
@@ -428,14 +429,14 @@ class RedisBackend:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    async def _elect(self, poller: PollerLease) -> None:
-        while not self._stopping:
+    async def _elect(self, poller: PollerLease, run: object) -> None:
+        while self._run is run:
             await asyncio.sleep(poller.every)
             await poller.round()
 
-    async def _heartbeat(self) -> None:
+    async def _heartbeat(self, run: object) -> None:
         every = self.lease_ttl / 3
-        while not self._stopping:
+        while self._run is run:
             await asyncio.sleep(every)
             if self._slots is None:
                 continue

@@ -147,8 +147,8 @@ def test_poll_interval_defaults_to_three_seconds() -> None:
 @pytest.mark.parametrize(
     ("value", "words"),
     [("soon", "MJ_POLL_INTERVAL must be a number of seconds"),
-     ("0.1", r"poll_interval must be at least 0\.5"),
-     ("inf", "poll_interval must be a finite number")],
+     ("0.1", r"MJ_POLL_INTERVAL must be at least 0\.5"),
+     ("inf", "MJ_POLL_INTERVAL must be a finite number")],
 )  # fmt: skip
 def test_a_bad_poll_interval_in_the_environment_is_refused(
     monkeypatch: pytest.MonkeyPatch, value: str, words: str

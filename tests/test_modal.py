@@ -121,6 +121,43 @@ async def test_two_waits_on_one_modal_window_send_the_paid_step_once(
     assert len(server.calls("POST", "/mj/submit/modal")) == 1
 
 
+async def test_the_live_row_shows_beside_new_apis_stale_modal_row(
+    server: RecordingServer,
+) -> None:
+    """After the step new-api lists the old MODAL row and the live one: the live one
+    is the task's state, not nothing until it starts running."""
+    buttons = [{"customId": "MJ::JOB::variation::1::h", "label": "V1"}]
+    grid = {"id": "1", "status": "SUCCESS", "progress": "100%", "buttons": buttons}
+    answered, finish = asyncio.Event(), asyncio.Event()
+    stale = {"id": "2", "status": "MODAL", "progress": "0%"}
+
+    def listing(recorded: object) -> Reply:
+        if finish.is_set():
+            return Reply.json([stale, {"id": "2", "status": "SUCCESS", "progress": "100%"}])
+        if answered.is_set():
+            return Reply.json([stale, {"id": "2", "status": "SUBMITTED", "progress": "0%"}])
+        return Reply.json([stale])
+
+    def modal(recorded: object) -> Reply:
+        answered.set()
+        return Reply.json({"code": 1, "result": "2"})
+
+    server.add("GET", "/mj/task/1/fetch", Reply.json(grid))
+    server.add("POST", "/mj/submit/action", Reply.json({"code": 1, "result": "2"}))
+    server.on("POST", "/mj/task/list-by-condition", listing)
+    server.on("POST", "/mj/submit/modal", modal)
+    async with MidjourneySession(server.url, KEY, provider="new-api", **FAST) as mj:
+        parent = mj.handle("1")
+        await parent.refresh()
+        child = await parent.variation(1, prompt="a remixed prompt")
+        waiting = asyncio.ensure_future(child.wait(timeout=10))
+        await asyncio.wait_for(answered.wait(), 10)
+        await until(lambda: child.task is not None and child.task.status is TaskStatus.SUBMITTED)
+        finish.set()
+        task = await asyncio.wait_for(waiting, 10)
+    assert task.status is TaskStatus.SUCCESS
+
+
 async def test_a_modal_step_with_a_new_id_is_followed(server: RecordingServer) -> None:
     buttons = [{"customId": "MJ::JOB::variation::1::h", "label": "V1"}]
     tasks = {
