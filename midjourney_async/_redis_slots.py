@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from ._errors import JournalError, SessionClosed, SlotTimeout
-from ._slots import Slot
+from ._slots import BoundSlots, Slot
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -83,7 +83,7 @@ class _Lease(Slot):
         self.token = token
 
 
-class RedisSlots:
+class RedisSlots(BoundSlots[_Lease]):
     """A :class:`~midjourney_async._slots.SlotLimiter` whose slots are leases in Redis.
 
     ``freed`` is set by the backend when any worker announces a freed slot;
@@ -103,19 +103,17 @@ class RedisSlots:
         announce: Callable[[], None],
         send: Callable[[Callable[[], Awaitable[object]]], None],
     ) -> None:
+        super().__init__(keep=keep, drop=drop)
         self.limit = limit
         self._client = client
         self.key = key
         self._lease_ms = lease_ms
         self._worker = worker
-        self._keep = keep
-        self._drop = drop
         self._announce = announce
         self._send = send
         self._take = client.register_script(_TAKE)
         self._renew = client.register_script(_RENEW)
         self._hold = client.register_script(_HOLD)
-        self._bound: dict[str, _Lease] = {}
         # Every lease this worker holds, bound or not: the heartbeat renews them.
         self.leases: set[str] = set()
         self.freed = asyncio.Event()
@@ -138,7 +136,7 @@ class RedisSlots:
                 )
             except asyncio.CancelledError:
                 # The script may have run: give the lease back rather than wait for expiry.
-                self._give_back(token)
+                self._give_back_token(token)
                 raise
             except Exception as exc:
                 self.leases.discard(token)
@@ -154,38 +152,9 @@ class RedisSlots:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.freed.wait(), min(left, _LOOK_AGAIN))
 
-    def bind(self, slot: Slot, task_id: str) -> None:
-        if task_id in self._bound:
-            self.release(slot)  # the same task holds one already
-            return
+    def _own(self, slot: Slot) -> _Lease:
         assert isinstance(slot, _Lease)
-        slot.task_id = task_id
-        self._bound[task_id] = slot
-        self._keep(task_id)
-
-    def take(self, task_id: str) -> Slot | None:
-        slot = self._bound.pop(task_id, None)
-        if slot is not None:
-            slot.task_id = None
-            self._drop(task_id)
         return slot
-
-    def release(self, slot: Slot) -> None:
-        if slot.task_id is not None:
-            self.settled(slot.task_id)
-            return
-        assert isinstance(slot, _Lease)
-        self._give_back(slot.token)
-
-    def settled(self, task_id: str) -> None:
-        slot = self._bound.pop(task_id, None)
-        if slot is not None:
-            slot.task_id = None
-            self._drop(task_id)
-            self._give_back(slot.token)
-
-    def holds(self, task_id: str) -> bool:
-        return task_id in self._bound
 
     def close(self) -> None:
         self._closing = True
@@ -194,7 +163,10 @@ class RedisSlots:
     def reopen(self) -> None:
         self._closing = False
 
-    def _give_back(self, token: str) -> None:
+    def _give_back(self, slot: _Lease) -> None:
+        self._give_back_token(slot.token)
+
+    def _give_back_token(self, token: str) -> None:
         # Not renewed from now on: should the removal fail, the lease expires anyway.
         self.leases.discard(token)
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from ._errors import SessionClosed, SlotTimeout
 
-__all__ = ["LocalSlots", "Slot", "SlotLimiter"]
+__all__ = ["BoundSlots", "LocalSlots", "Slot", "SlotLimiter"]
 
 
 class Slot:
@@ -63,7 +63,63 @@ class SlotLimiter(Protocol):
         """Accept acquires again after ``close()``."""
 
 
-class LocalSlots:
+S = TypeVar("S", bound=Slot)
+
+
+class BoundSlots(Generic[S]):
+    """What every limiter keeps alike: which task each slot rides on, and telling the
+    poller to watch that task (``keep``) until it settles (``drop``).
+
+    A limiter adds ``acquire``, ``close``, ``reopen`` and ``_give_back`` (return
+    a slot no task holds to the pool), and ``_own`` (the slot as its own kind).
+    """
+
+    def __init__(self, *, keep: Callable[[str], None], drop: Callable[[str], None]) -> None:
+        self._bound: dict[str, S] = {}
+        self._keep = keep
+        self._drop = drop
+
+    def _own(self, slot: Slot) -> S:
+        raise NotImplementedError
+
+    def _give_back(self, slot: S) -> None:
+        raise NotImplementedError
+
+    def bind(self, slot: Slot, task_id: str) -> None:
+        own = self._own(slot)
+        if task_id in self._bound:
+            # The same task holds one already (a submit answered with an existing id).
+            self._give_back(own)
+            return
+        own.task_id = task_id
+        self._bound[task_id] = own
+        self._keep(task_id)
+
+    def take(self, task_id: str) -> Slot | None:
+        slot = self._bound.pop(task_id, None)
+        if slot is not None:
+            slot.task_id = None
+            self._drop(task_id)
+        return slot
+
+    def release(self, slot: Slot) -> None:
+        if slot.task_id is not None:
+            self.settled(slot.task_id)
+            return
+        self._give_back(self._own(slot))
+
+    def settled(self, task_id: str) -> None:
+        slot = self._bound.pop(task_id, None)
+        if slot is not None:
+            slot.task_id = None
+            self._drop(task_id)
+            self._give_back(slot)
+
+    def holds(self, task_id: str) -> bool:
+        return task_id in self._bound
+
+
+class LocalSlots(BoundSlots[Slot]):
     """A :class:`SlotLimiter` for one process, on an asyncio semaphore.
 
     ``keep(task_id)`` and ``drop(task_id)`` tell the poller to watch a task
@@ -77,12 +133,10 @@ class LocalSlots:
         keep: Callable[[str], None],
         drop: Callable[[str], None],
     ) -> None:
+        super().__init__(keep=keep, drop=drop)
         self.limit = limit
         self._free = asyncio.Semaphore(limit)
-        self._bound: dict[str, Slot] = {}
         self._closing = asyncio.Event()
-        self._keep = keep
-        self._drop = drop
 
     def __repr__(self) -> str:
         return f"<LocalSlots {len(self._bound)} bound of {self.limit}>"
@@ -120,37 +174,11 @@ class LocalSlots:
             raise SessionClosed(None)
         return Slot()
 
-    def bind(self, slot: Slot, task_id: str) -> None:
-        if task_id in self._bound:
-            # The same task holds one already (a submit answered with an existing id).
-            self._free.release()
-            return
-        slot.task_id = task_id
-        self._bound[task_id] = slot
-        self._keep(task_id)
-
-    def take(self, task_id: str) -> Slot | None:
-        slot = self._bound.pop(task_id, None)
-        if slot is not None:
-            slot.task_id = None
-            self._drop(task_id)
+    def _own(self, slot: Slot) -> Slot:
         return slot
 
-    def release(self, slot: Slot) -> None:
-        if slot.task_id is not None:
-            self.settled(slot.task_id)
-            return
+    def _give_back(self, slot: Slot) -> None:
         self._free.release()
-
-    def settled(self, task_id: str) -> None:
-        slot = self._bound.pop(task_id, None)
-        if slot is not None:
-            slot.task_id = None
-            self._drop(task_id)
-            self._free.release()
-
-    def holds(self, task_id: str) -> bool:
-        return task_id in self._bound
 
     def close(self) -> None:
         self._closing.set()
