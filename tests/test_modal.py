@@ -16,12 +16,28 @@ from midjourney_async import (
     RetryPolicy,
     ServerError,
     Task,
+    TaskHandle,
     TaskStatus,
     TaskTimeout,
 )
 from midjourney_async.testing import FaultRule
 
 FAST: dict[str, Any] = {"poll_interval": 0.01, "retry": RetryPolicy.without_waits()}
+
+
+def serve_grid(server: RecordingServer) -> None:
+    """Finished grid 1 with a V1 button; pressing it answers with task 2."""
+    buttons = [{"customId": "MJ::JOB::variation::1::h", "label": "V1"}]
+    grid = {"id": "1", "status": "SUCCESS", "progress": "100%", "buttons": buttons}
+    server.add("GET", "/mj/task/1/fetch", Reply.json(grid))
+    server.add("POST", "/mj/submit/action", Reply.json({"code": 1, "result": "2"}))
+
+
+async def remix(mj: MidjourneySession) -> TaskHandle:
+    """Press V1 on grid 1 with a remix prompt: task 2, whose window the wait answers."""
+    parent = mj.handle("1")
+    await parent.refresh()
+    return await parent.variation(1, prompt="a remixed prompt")
 
 
 async def test_a_poll_during_the_modal_step_does_not_bring_modal_back(emulated: Emulated) -> None:
@@ -42,8 +58,6 @@ async def test_remix_modal_shown_only_by_status_is_answered_by_wait(
     server: RecordingServer,
 ) -> None:
     """new-api rewrites code 21 to 1: the modal shows up as the child's status."""
-    buttons = [{"customId": "MJ::JOB::variation::1::h", "label": "V1"}]
-    grid = {"id": "1", "status": "SUCCESS", "progress": "100%", "buttons": buttons}
     modal_seen: list[int] = []
 
     def listing(recorded: object) -> Reply:
@@ -58,14 +72,11 @@ async def test_remix_modal_shown_only_by_status_is_answered_by_wait(
         modal_seen.append(1)
         return Reply.json({"code": 1, "result": "2"})
 
-    server.add("GET", "/mj/task/1/fetch", Reply.json(grid))
-    server.add("POST", "/mj/submit/action", Reply.json({"code": 1, "result": "2"}))
+    serve_grid(server)
     server.on("POST", "/mj/task/list-by-condition", listing)
     server.on("POST", "/mj/submit/modal", modal)
     async with MidjourneySession(server.url, KEY, provider="new-api", **FAST) as mj:
-        parent = mj.handle("1")
-        await parent.refresh()
-        child = await parent.variation(1, prompt="a remixed prompt")
+        child = await remix(mj)
         task = await child.wait(timeout=5)
     assert task.status is TaskStatus.SUCCESS
     [sent] = server.calls("POST", "/mj/submit/modal")
@@ -78,8 +89,6 @@ async def test_two_waits_on_one_modal_window_send_the_paid_step_once(
     server: RecordingServer, second: str
 ) -> None:
     """Both waits see the window at once; the step is sent once and both follow it."""
-    buttons = [{"customId": "MJ::JOB::variation::1::h", "label": "V1"}]
-    grid = {"id": "1", "status": "SUCCESS", "progress": "100%", "buttons": buttons}
     arrived, release = asyncio.Event(), asyncio.Event()
 
     def listing(recorded: object) -> Reply:
@@ -95,14 +104,11 @@ async def test_two_waits_on_one_modal_window_send_the_paid_step_once(
         await release.wait()
         return Reply.json({"code": 1, "result": "2"})
 
-    server.add("GET", "/mj/task/1/fetch", Reply.json(grid))
-    server.add("POST", "/mj/submit/action", Reply.json({"code": 1, "result": "2"}))
+    serve_grid(server)
     server.on("POST", "/mj/task/list-by-condition", listing)
     server.on("POST", "/mj/submit/modal", modal)
     async with MidjourneySession(server.url, KEY, provider="new-api", **FAST) as mj:
-        parent = mj.handle("1")
-        await parent.refresh()
-        child = await parent.variation(1, prompt="a remixed prompt")
+        child = await remix(mj)
 
         async def follow() -> Task:
             if second == "wait":
@@ -126,8 +132,6 @@ async def test_the_live_row_shows_beside_new_apis_stale_modal_row(
 ) -> None:
     """After the step new-api lists the old MODAL row and the live one: the live one
     is the task's state, not nothing until it starts running."""
-    buttons = [{"customId": "MJ::JOB::variation::1::h", "label": "V1"}]
-    grid = {"id": "1", "status": "SUCCESS", "progress": "100%", "buttons": buttons}
     answered, finish = asyncio.Event(), asyncio.Event()
     stale = {"id": "2", "status": "MODAL", "progress": "0%"}
 
@@ -142,14 +146,11 @@ async def test_the_live_row_shows_beside_new_apis_stale_modal_row(
         answered.set()
         return Reply.json({"code": 1, "result": "2"})
 
-    server.add("GET", "/mj/task/1/fetch", Reply.json(grid))
-    server.add("POST", "/mj/submit/action", Reply.json({"code": 1, "result": "2"}))
+    serve_grid(server)
     server.on("POST", "/mj/task/list-by-condition", listing)
     server.on("POST", "/mj/submit/modal", modal)
     async with MidjourneySession(server.url, KEY, provider="new-api", **FAST) as mj:
-        parent = mj.handle("1")
-        await parent.refresh()
-        child = await parent.variation(1, prompt="a remixed prompt")
+        child = await remix(mj)
         waiting = asyncio.ensure_future(child.wait(timeout=10))
         await asyncio.wait_for(answered.wait(), 10)
         await until(lambda: child.task is not None and child.task.status is TaskStatus.SUBMITTED)
@@ -189,17 +190,12 @@ async def test_a_wait_whose_modal_answer_hangs_ends_at_its_deadline(
     server: RecordingServer,
 ) -> None:
     """The wait's deadline covers the modal step it sends on the way."""
-    buttons = [{"customId": "MJ::JOB::variation::1::h", "label": "V1"}]
-    grid = {"id": "1", "status": "SUCCESS", "progress": "100%", "buttons": buttons}
-    server.add("GET", "/mj/task/1/fetch", Reply.json(grid))
-    server.add("POST", "/mj/submit/action", Reply.json({"code": 1, "result": "2"}))
+    serve_grid(server)
     server.add("POST", "/mj/task/list-by-condition",
                Reply.json([{"id": "2", "status": "MODAL", "progress": "0%"}]))
     server.add("POST", "/mj/submit/modal", Reply(hang=30))
     async with MidjourneySession(server.url, KEY, provider="new-api", **FAST) as mj:
-        parent = mj.handle("1")
-        await parent.refresh()
-        child = await parent.variation(1, prompt="a remixed prompt")
+        child = await remix(mj)
         with pytest.raises(TaskTimeout) as info:
             await asyncio.wait_for(child.wait(timeout=0.5), 10)
     assert info.value.task_id == "2"
