@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from mj_support import RecordingServer, Reply, submit_ok, task_json
+from mj_support import RecordingServer, Reply, submit_ok, task_json, until
 
 from midjourney_async import MidjourneySession, Task, TaskAction, TaskStatus
 from midjourney_async._dialects.proxy import decode_task
@@ -48,21 +48,28 @@ def decoded(body: bytes) -> Task:
 BUTTON = {"customId": "MJ::JOB::upsample::1::x", "label": "U1", "emoji": "", "type": 2,
           "style": 2}
 
-SHAPES: dict[str, Task] = {
-    "a running imagine": decoded(running()),
-    "nested properties": decoded(running(properties={
+# Snapshots as a server sends them: each read back through notify() and as a list row.
+BODIES: dict[str, bytes] = {
+    "a running imagine": running(),
+    "nested properties": running(properties={
         "finalPrompt": "a fox 🦊", "nested": {"list": [1, 2.5, True, None, "x"], "deep": {"a": []}},
         "big": 2**62, "negative": -7, "float": 0.1,
-    })),
-    "a status the library does not know": decoded(running(status="QUEUED", progress="")),
-    "an empty status (new-api before its first refresh)": decoded(running(status="")),
-    "submitted, no progress": decoded(running(status="SUBMITTED", progress=None)),
-    "buttons already": decoded(running(buttons=[BUTTON])),
-    "times in seconds": decoded(running(submitTime=1730621826, startTime=1730621828)),
-    "times in seconds too small for milliseconds": decoded(running(submitTime=5, startTime=0)),
-    "media refs": decoded(running(imageUrls=[{"url": "https://cdn.example/1.png"}, "x.png"])),
-    "a callback URL in the properties": decoded(running(properties={
-        "notifyHook": "http://10.0.0.1:8080/mj-hook/secret-token"})),
+    }),
+    "a status the library does not know": running(status="QUEUED", progress=""),
+    "an empty status (new-api before its first refresh)": running(status=""),
+    "submitted, no progress": running(status="SUBMITTED", progress=None),
+    "a progress that is no percentage": running(progress="waiting"),
+    "buttons already": running(buttons=[BUTTON]),
+    "times in seconds": running(submitTime=1730621826, startTime=1730621828),
+    "times in seconds too small for milliseconds": running(submitTime=5, startTime=0),
+    "media refs": running(imageUrls=[{"url": "https://cdn.example/1.png"}, "x.png"]),
+    "a callback URL in the properties": running(properties={
+        "notifyHook": "http://10.0.0.1:8080/mj-hook/secret-token"}),
+    "a field of an odd type (read by the tolerant decoder)": running(submitTime="1730621826000"),
+}
+
+SHAPES: dict[str, Task] = {
+    **{name: decoded(body) for name, body in BODIES.items()},
     "a hand-made task with a tuple in its properties": Task(
         id=TID, status=TaskStatus.IN_PROGRESS, progress="5%", properties={"pair": (1, 2)}),
     "a hand-made task with an int msgpack cannot hold": Task(
@@ -72,6 +79,16 @@ SHAPES: dict[str, Task] = {
 }
 
 
+def assert_same(got: Task | None, task: Task) -> None:
+    """``got`` is ``task``: equal, field for field of the same types and enum members."""
+    assert got is not None
+    assert got == task
+    assert got.to_dict() == task.to_dict()
+    for field in msgspec.structs.fields(Task):
+        mine, theirs = getattr(got, field.name), getattr(task, field.name)
+        assert type(mine) is type(theirs), field.name
+
+
 @pytest.mark.parametrize("name", list(SHAPES))
 async def test_a_pending_snapshot_reads_back_as_it_came_in(name: str) -> None:
     task = SHAPES[name]
@@ -79,14 +96,7 @@ async def test_a_pending_snapshot_reads_back_as_it_came_in(name: str) -> None:
         handle = mj.handle(TID)
         mj.notify(task)
         got = handle.task
-        assert got is not None
-        assert got == task
-        assert got.to_dict() == task.to_dict()
-        assert type(got.status) is type(task.status)
-        assert type(got.action) is type(task.action)
-        for field in msgspec.structs.fields(Task):
-            mine, theirs = getattr(got, field.name), getattr(task, field.name)
-            assert type(mine) is type(theirs), field.name
+        assert_same(got, task)
         # Read twice, one object: nothing is unpacked again while it is the snapshot.
         assert handle.task is got
 
@@ -122,6 +132,40 @@ async def test_rows_of_the_list_read_back_as_the_server_sent_them(
     assert first.action is None or isinstance(first.action, TaskAction)
 
 
+@pytest.mark.parametrize("name", list(BODIES))
+async def test_a_list_row_reads_back_as_it_came_in_and_once_it_stayed_the_same(
+    server: RecordingServer, name: str
+) -> None:
+    """The poller keeps a changed row as it came in and packs it small once the same
+    row comes back a tick later: read at either point, it is the task the row holds."""
+    row = json.loads(BODIES[name])
+    other = {**row, "id": str(int(TID) + 1)}
+    gate = asyncio.Event()
+    served = 0
+
+    async def rows(_: Any) -> Reply:
+        nonlocal served
+        served += 1
+        if served > 1:
+            await gate.wait()  # the first answer stays the latest until the test read it
+        return Reply.json([row, other])
+
+    server.on("POST", "/mj/task/list-by-condition", rows)
+    async with MidjourneySession(server.url, "k", poll_interval=0.02) as mj:
+        fresh, steady = mj.handle(TID), mj.handle(other["id"])
+        waits = [asyncio.ensure_future(h.wait(timeout=30)) for h in (fresh, steady)]
+        await until(lambda: mj.tracker_stats.snapshots_applied >= 2)
+        assert_same(fresh.task, decoded(json.dumps(row).encode()))
+        gate.set()
+        # Answer 3 was taken in before request 4 went out: the row came back the same.
+        await until(lambda: served >= 4)
+        assert_same(steady.task, decoded(json.dumps(other).encode()))
+        assert steady.task is steady.task
+        for w in waits:
+            w.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+
+
 async def _held_per_handle(n: int, wait: str) -> float:
     """Bytes held per pending handle with its snapshot (and its wait), after a collection."""
     bodies = [running(id=str(int(TID) + i)) for i in range(n)]
@@ -129,7 +173,7 @@ async def _held_per_handle(n: int, wait: str) -> float:
         gc.collect()
         tracemalloc.start()
         try:
-            base = tracemalloc.get_traced_memory()[0]
+            base = _held_by_the_library()
             handles = []
             for body in bodies:
                 task = decoded(body)
@@ -146,7 +190,7 @@ async def _held_per_handle(n: int, wait: str) -> float:
             await asyncio.sleep(0.01)
             assert mj.pending == n
             gc.collect()
-            held = (tracemalloc.get_traced_memory()[0] - base) / n
+            held = (_held_by_the_library() - base) / n
         finally:
             tracemalloc.stop()
         for w in waiters:
@@ -161,6 +205,61 @@ async def test_a_waiting_handle_stays_small() -> None:
     # room for other interpreters' object sizes.
     assert await _held_per_handle(2000, "wait") < 2.6 * 1024
     assert await _held_per_handle(2000, "wait_all") < 1.3 * 1024
+
+
+def _held_by_the_library() -> int:
+    """Bytes traced now, but for aiohttp's connection buffers and what this file holds
+    (the test server's answers, the lists of handles and waits)."""
+    snapshot = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(False, "*/aiohttp/*"), tracemalloc.Filter(False, __file__)]
+    )
+    return sum(stat.size for stat in snapshot.statistics("filename"))
+
+
+async def _held_per_polled_handle(server: RecordingServer, n: int) -> float:
+    """Bytes held per waiting handle whose snapshot came in through the list and has
+    stayed the same for a tick since (a task that runs for minutes), after a collection."""
+    bodies = {str(int(TID) + i): running(id=str(int(TID) + i)) for i in range(n)}
+
+    def rows(rec: Any) -> Reply:
+        return Reply.raw(b"[" + b",".join(bodies[i] for i in rec.json["ids"]) + b"]")
+
+    server.on("POST", "/mj/task/list-by-condition", rows)
+    async with MidjourneySession(server.url, "k", poll_interval=0.02) as mj:
+        stats = mj.tracker_stats
+        gc.collect()
+        tracemalloc.start()
+        try:
+            base = _held_by_the_library()
+            handles = [mj.handle(i) for i in bodies]
+            waiters = [asyncio.ensure_future(h.wait(timeout=3600)) for h in handles]
+            # Every row applied once, then seen unchanged at least once.
+            await until(lambda: stats.snapshots_applied >= n)
+            await until(lambda: stats.snapshots_dropped >= 2 * n, timeout=30)
+            for h in handles:
+                h._state.due = time.monotonic() + 3600
+            del h
+            # Every sweep reads all n rows: once each begun sweep was taken in, none is
+            # in flight (its answers would count as held).
+            await until(lambda: stats.snapshots_applied + stats.snapshots_dropped
+                        >= stats.ticks * n, timeout=30)
+            server.requests.clear()
+            gc.collect()
+            held = (_held_by_the_library() - base) / n
+        finally:
+            tracemalloc.stop()
+        for w in waiters:
+            w.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+    return held
+
+
+async def test_a_handle_the_poller_feeds_stays_as_small_as_one_fed_by_hand(
+    server: RecordingServer,
+) -> None:
+    polled = await _held_per_polled_handle(server, 2000)
+    by_hand = await _held_per_handle(2000, "wait")
+    assert polled < by_hand + 128, (polled, by_hand)
 
 
 @pytest.mark.parametrize(
