@@ -28,6 +28,7 @@ __all__ = [
     "ImagineRequest",
     "MediaRef",
     "ModalRequest",
+    "RowHead",
     "ShortenRequest",
     "SimpleChangeRequest",
     "SubmitResult",
@@ -240,22 +241,12 @@ class Task(msgspec.Struct, frozen=True, rename="camel", gc=False):
     properties: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        known = _status_of(self.status)
-        if known is not None:
-            force_setattr(self, "status", known)
+        _normalise_progress(self)
         action = self.action
         if action is not None:
             known_action = _action_of(action)
             if known_action is not None:
                 force_setattr(self, "action", known_action)
-        progress = self.progress
-        if progress:
-            percent = _percent_of(progress)
-            if percent is None:
-                percent = parse_percent(progress)
-            force_setattr(self, "progress_percent", percent)
-        elif known is TaskStatus.SUCCESS:
-            force_setattr(self, "progress_percent", 100)
         # Epoch seconds (below 1e11) decoded straight from the wire become ms, as in
         # to_epoch_ms on the tolerant path. Servers send all three times in one unit,
         # so the submit time alone decides whether the rare fix-up runs.
@@ -350,6 +341,40 @@ class Task(msgspec.Struct, frozen=True, rename="camel", gc=False):
             "parent_id": self.parent_id,
             "properties": self.properties,
         }
+
+
+class RowHead(msgspec.Struct, frozen=True, rename="camel", gc=False):
+    """The id, status and progress of a task row, read without the rest.
+
+    The poller reads a changed row of a pending task this far only: it is all
+    the forward-only rule and the waits need, and the row itself is kept to be
+    decoded in full when someone asks for the snapshot. Normalised as
+    :class:`Task` normalises them.
+    """
+
+    id: str
+    status: str = TaskStatus.NOT_START
+    progress: str | None = None
+    progress_percent: int | None = None
+
+    def __post_init__(self) -> None:
+        _normalise_progress(self)
+
+
+def _normalise_progress(snap: Task | RowHead) -> None:
+    """A known status as its enum member ("" as NOT_START); the percentage of its
+    progress (100 for a SUCCESS that gives none)."""
+    known = _status_of(snap.status)
+    if known is not None:
+        force_setattr(snap, "status", known)
+    progress = snap.progress
+    if progress:
+        percent = _percent_of(progress)
+        if percent is None:
+            percent = parse_percent(progress)
+        force_setattr(snap, "progress_percent", percent)
+    elif known is TaskStatus.SUCCESS:
+        force_setattr(snap, "progress_percent", 100)
 
 
 class SubmitResult(msgspec.Struct, frozen=True):

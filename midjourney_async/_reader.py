@@ -31,7 +31,7 @@ from ._errors import (
     TaskNotFound,
     UnsupportedOperation,
 )
-from ._models import Task
+from ._models import RowHead, Task
 from ._state import TrackerStats, is_newer
 
 __all__ = ["Chunk", "TaskReader", "auto_chunk_size"]
@@ -39,7 +39,8 @@ __all__ = ["Chunk", "TaskReader", "auto_chunk_size"]
 logger = logging.getLogger("midjourney_async")
 
 ListFn = Callable[[list[str]], Awaitable[list[msgspec.Raw]]]
-DecodeFn = Callable[[msgspec.Raw], "Task | None"]
+DecodeFn = Callable[[msgspec.Raw | bytes], "Task | None"]
+HeadFn = Callable[[bytes], "RowHead | None"]
 FetchFn = Callable[[str], Awaitable[Task]]
 
 # Consecutive failed list requests after which the reader fetches one by one.
@@ -83,11 +84,15 @@ class TaskReader:
         list_tasks: ListFn | None,
         decode: DecodeFn,
         fetch: FetchFn,
+        decode_head: HeadFn | None = None,
         chunk_size: int | None = None,
         concurrency: int = 8,
     ) -> None:
         self._list = list_tasks
         self.decode = decode
+        #: Reads a row's id, status and progress alone (None: the dialect has no such
+        #: shortcut, every changed row is decoded in full).
+        self.decode_head = decode_head
         self._fetch = fetch
         # None: sized by ``auto_chunk_size`` for each sweep.
         self.chunk_size = None if chunk_size is None else max(1, chunk_size)

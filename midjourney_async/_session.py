@@ -170,6 +170,7 @@ class MidjourneySession(SubmitEndpoints, DownloadMethods):
         self._reader = TaskReader(
             list_tasks=self._list_for_poller if self.dialect.supports_list else None,
             decode=self.dialect.decode_row,
+            decode_head=self.dialect.decode_head,
             fetch=self._fetch_for_poller,
             chunk_size=cfg.chunk_size,
         )
@@ -358,11 +359,12 @@ class MidjourneySession(SubmitEndpoints, DownloadMethods):
         *,
         continues: str | None = None,
     ) -> TaskHandle:
+        if self._options is None:
+            return await self._submitter.submit(op, body, extra, continues=continues)
         with call_options(self._options):
             handle = await self._submitter.submit(op, body, extra, continues=continues)
-        if self._options is not None:
-            # Its buttons are pressed through this view, with its options.
-            handle._session = self
+        # Its buttons are pressed through this view, with its options.
+        handle._session = self
         return handle
 
     def _new_handle(self, state: TaskState, result: SubmitResult) -> TaskHandle:
@@ -422,6 +424,8 @@ class MidjourneySession(SubmitEndpoints, DownloadMethods):
         return await self._journal.unconfirmed()
 
     async def _read(self, req: HttpRequest, parse: Any, retry: RetryPolicy | None = None) -> Any:
+        if self._options is None:
+            return await self._transport.call(req, parse, retry=retry)
         with call_options(self._options):
             return await self._transport.call(req, parse, retry=retry)
 

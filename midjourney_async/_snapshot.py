@@ -10,17 +10,24 @@ Only snapshots that come back field for field equal are packed: plain JSON
 values in the containers, no buttons or media structs, times already in
 milliseconds (``Task.__post_init__`` runs again on unpacking, and its
 conversion of seconds must be a no-op). Anything else stays a Task.
+
+A row the poller just read is kept as it came in (:class:`Fresh`) instead: a
+running task's row changes nearly every tick, and decoding and packing each
+one nobody reads would cost several times what reading its status does. It
+is packed once the same row comes back a tick later (the task holds still),
+so a task that runs for minutes is held packed all the same.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
 
 from ._models import MS_FLOOR, Task, TaskAction, TaskStatus
 
-__all__ = ["pack", "unpack"]
+__all__ = ["Fresh", "pack", "unpack"]
 
 _encoder: Final = msgspec.msgpack.Encoder()
 _decoder: Final = msgspec.msgpack.Decoder()
@@ -74,3 +81,22 @@ def pack(task: Task, *, from_json: bool = False) -> bytes | None:
 def unpack(packed: bytes, task_id: str, status: str) -> Task:
     """The Task ``pack`` packed, with its id and status."""
     return Task(task_id, status, *_decoder.decode(packed))
+
+
+class Fresh:
+    """A pending snapshot as the list row it came in, decoded on first read."""
+
+    __slots__ = ("decode", "row")
+
+    def __init__(self, row: bytes, decode: Callable[[bytes], Task | None]) -> None:
+        self.row = row
+        self.decode = decode
+
+    def read(self, task_id: str, status: str, percent: int | None) -> Task:
+        """The row as a Task; its id, status and percentage are those read before."""
+        task = self.decode(self.row)
+        if task is None or task.id != task_id or task.status != status:
+            # The head said otherwise than the whole row (no server was seen to send
+            # such a row): what the waits went by stands.
+            return Task(task_id, status, progress_percent=percent)
+        return task

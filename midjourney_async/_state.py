@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ._errors import MidjourneyError
-from ._models import STATUS_RANK, TERMINAL, Task, TaskStatus
-from ._snapshot import pack, unpack
+from ._models import STATUS_RANK, TERMINAL, RowHead, Task, TaskStatus
+from ._snapshot import Fresh, pack, unpack
 
 __all__ = ["StateTable", "TaskState", "TrackerStats", "is_newer"]
 
@@ -44,14 +44,14 @@ class TrackerStats:
     ids_per_tick: list[int] = field(default_factory=list)
 
 
-def is_newer(old: Task | None, new: Task) -> bool:
+def is_newer(old: Task | RowHead | None, new: Task | RowHead) -> bool:
     """Whether ``new`` moves the task forward from ``old`` (the forward-only rule)."""
     if old is None:
         return True
     return _newer(old.status, old.progress_percent, new)
 
 
-def _newer(status: str, percent: int | None, new: Task) -> bool:
+def _newer(status: str, percent: int | None, new: Task | RowHead) -> bool:
     """:func:`is_newer` against a snapshot known by its status and percentage."""
     old_rank = STATUS_RANK.get(status, 2)
     new_rank = STATUS_RANK.get(new.status, 2)
@@ -74,9 +74,10 @@ class TaskState:
     (new-api shows a remix window only through the status), and the task a
     modal step turned this one into when it got a new id.
 
-    A pending snapshot (neither ended nor MODAL) is kept packed, its status
-    and percentage beside it for the forward-only rule and the poller; the
-    Task is unpacked when someone reads :attr:`task`.
+    A pending snapshot (neither ended nor MODAL) is kept packed, or as the
+    list row it came in until that row holds still (see ``_snapshot``), its
+    status and percentage beside it for the forward-only rule and the poller;
+    the Task is made when someone reads :attr:`task`.
     """
 
     __slots__ = (
@@ -102,8 +103,8 @@ class TaskState:
 
     def __init__(self, task_id: str, queue_position: int | None = None) -> None:
         self.id = task_id
-        # The snapshot: a Task, or a pending one packed; None before the first.
-        self._snap: Task | bytes | None = None
+        # The snapshot: a Task, or a pending one packed or fresh; None before the first.
+        self._snap: Task | bytes | Fresh | None = None
         #: The snapshot's status and percentage (None before the first snapshot).
         self.status: str | None = None
         self.percent: int | None = None
@@ -134,12 +135,16 @@ class TaskState:
     def task(self) -> Task | None:
         """The last snapshot, or None before the first one."""
         snap = self._snap
-        if not isinstance(snap, bytes):
+        if snap is None or isinstance(snap, Task):
             return snap
-        # Unpacked once and kept until the next snapshot: whoever reads it twice
-        # gets one object, and a task nobody looks at stays packed.
+        # Made once and kept until the next snapshot: whoever reads it twice gets
+        # one object, and a task nobody looks at stays small.
         assert self.status is not None
-        task = self._snap = unpack(snap, self.id, self.status)
+        if isinstance(snap, bytes):
+            task = unpack(snap, self.id, self.status)
+        else:
+            task = snap.read(self.id, self.status, self.percent)
+        self._snap = task
         return task
 
     def keep(self, task: Task, *, from_json: bool = False) -> None:
@@ -155,6 +160,20 @@ class TaskState:
         self.status = status
         self.percent = task.progress_percent
         self._snap = task if packed is None else packed
+
+    def keep_row(self, head: RowHead, fresh: Fresh) -> None:
+        """Make the pending row ``fresh``, whose id, status and progress are ``head``,
+        the snapshot, as it came in."""
+        self.status = head.status
+        self.percent = head.progress_percent
+        self._snap = fresh
+
+    def compact(self) -> None:
+        """Pack a snapshot still kept as the row it came in (its task holds still)."""
+        snap = self._snap
+        if isinstance(snap, Fresh):
+            assert self.status is not None
+            self.keep(snap.read(self.id, self.status, self.percent), from_json=True)
 
     def forget(self) -> None:
         """Drop the snapshot: the next one may rank lower (a modal step was accepted)."""
@@ -240,10 +259,14 @@ class StateTable:
         """The shared state of ``task_id``, created on first use."""
         st = self.states.get(task_id)
         if st is None:
-            st = TaskState(task_id, queue_position)
-            self.states[task_id] = st
-        elif queue_position is not None:
+            return self.add(task_id, queue_position)
+        if queue_position is not None:
             st.queue_position = queue_position
+        return st
+
+    def add(self, task_id: str, queue_position: int | None = None) -> TaskState:
+        """A new state for ``task_id``, which has none yet."""
+        st = self.states[task_id] = TaskState(task_id, queue_position)
         return st
 
     def apply(self, task: Task) -> bool:
@@ -257,25 +280,47 @@ class StateTable:
         """Offer ``task`` as the next snapshot of ``st``; True if it moved it forward.
 
         ``from_json``: decoded from a server's answer just now (cheaper to keep)."""
-        st.misses = 0
-        st.not_found = 0
-        modal = task.status == TaskStatus.MODAL
         previous = st.status
-        if (
-            previous is not None and not _newer(previous, st.percent, task)
-        ) or (modal and st.left_modal):
-            self.stats.snapshots_dropped += 1
+        if not self._moves(st, previous, task):
             return False
         st.keep(task, from_json=from_json)
+        self._applied(st, previous, task)
+        return True
+
+    def update_row(self, st: TaskState, head: RowHead, fresh: Fresh) -> bool:
+        """:meth:`update` with a pending list row, read as far as ``head`` and kept as
+        it came in until someone reads it."""
+        previous = st.status
+        if not self._moves(st, previous, head):
+            return False
+        st.keep_row(head, fresh)
+        self._applied(st, previous, head)
+        return True
+
+    def _moves(self, st: TaskState, previous: str | None, snap: Task | RowHead) -> bool:
+        """Whether ``snap`` moves ``st`` forward (counted as dropped if not)."""
+        st.misses = 0
+        st.not_found = 0
+        if (previous is not None and not _newer(previous, st.percent, snap)) or (
+            st.left_modal and snap.status == TaskStatus.MODAL
+        ):
+            self.stats.snapshots_dropped += 1
+            return False
+        return True
+
+    def _applied(self, st: TaskState, previous: str | None, snap: Task | RowHead) -> None:
+        """Tell everyone that ``snap`` became the snapshot of ``st``."""
         self.stats.snapshots_applied += 1
-        if previous is None or previous != task.status:
-            logger.info("task %s: %s %s", task.id, task.status, task.progress or "")
-        if modal or task.status in TERMINAL:
+        status = snap.status
+        if previous != status:
+            logger.info("task %s: %s %s", snap.id, status, snap.progress or "")
+        if status in TERMINAL or status == TaskStatus.MODAL:
             self._settled(st)
         st.publish()
         if self.on_applied is not None:
+            task = snap if isinstance(snap, Task) else st.task
+            assert task is not None
             self.on_applied(task)
-        return True
 
     def fail(self, st: TaskState, error: MidjourneyError) -> None:
         """End ``st`` with an error (not found after the grace, a rejected key)."""

@@ -31,8 +31,9 @@ from ._errors import (
     RateLimitError,
     TaskNotFound,
 )
-from ._models import Task, TaskStatus
+from ._models import TERMINAL, RowHead, Task, TaskStatus
 from ._reader import Chunk, TaskReader
+from ._snapshot import Fresh
 from ._state import StateTable, TaskState, TrackerStats, is_newer
 
 __all__ = ["Tracker", "TrackerStats"]
@@ -85,8 +86,10 @@ class Tracker:
         # No watched task is due before this (a lower bound: the sweep then finds
         # nothing due and works it out again).
         self._soonest = 0.0
-        # The last list row of each watched task, by its hash.
+        # The last list row of each watched task, by its hash: rows whose snapshot is
+        # packed, and rows kept as they came in (packed if they come back the same).
         self._rows: dict[int, TaskState] = {}
+        self._fresh: dict[int, TaskState] = {}
         table.observers.append(self._settled)
         # A shared backend: told of each id the poller takes on, and asked before
         # each tick whether this poller should read (another may poll for it).
@@ -99,7 +102,7 @@ class Tracker:
         """The shared state of ``task_id``; a new one is first asked about after a tick."""
         st = self.table.get(task_id)
         if st is None:
-            st = self.table.state(task_id, queue_position)
+            st = self.table.add(task_id, queue_position)
             # A fresh submit is not worth asking about before one interval passed.
             st.due = time.monotonic() + self.interval
         elif queue_position is not None:
@@ -148,11 +151,16 @@ class Tracker:
     def _forget(self, st: TaskState) -> None:
         self._watched.pop(st.id, None)
         self._forget_row(st)
+        # A handle may hold the state for long after the poller let go of it.
+        st.compact()
 
     def _forget_row(self, st: TaskState) -> None:
-        if st.raw_hash:
-            if self._rows.get(st.raw_hash) is st:
-                del self._rows[st.raw_hash]
+        digest = st.raw_hash
+        if digest:
+            if self._rows.get(digest) is st:
+                del self._rows[digest]
+            elif self._fresh.get(digest) is st:
+                del self._fresh[digest]
             st.raw_hash = 0
 
     def reopen(self, st: TaskState) -> None:
@@ -285,33 +293,38 @@ class Tracker:
         # here on, instead of each costing a request of its own.
         horizon = now + self.interval * self._penalty * 0.5
         due: list[TaskState] = []
-        later = math.inf  # the soonest due time of the tasks left for another sweep
+        later = first = math.inf  # the soonest due time beyond the horizon, and within
         for st in self._watched.values():
-            if st.due <= horizon:
+            when = st.due
+            if when <= horizon:
                 due.append(st)
-            elif st.due < later:
-                later = st.due
-        if not any(st.due <= now for st in due):
-            self._soonest = min([later, *(st.due for st in due)])
+                if when < first:
+                    first = when
+            elif when < later:
+                later = when
+        if first > now:
+            self._soonest = min(later, first)
             return
         running, queued = self._intervals()
+        self._soonest = min(later, now + running)
+        # A shared backend: another worker may poll these and share what it reads.
+        polling = self.gate is None or self.gate()
+        lists = polling and self.reader.lists
         for st in due:
             status = st.status
             st.due = now + (queued if status is None or status in _QUEUED else running)
-        self._soonest = min(later, now + running)
-        if self.gate is not None and not self.gate():
-            # Another worker polls these and shares what it reads.
+            if lists:
+                # Counted as missed until a row of it comes back (which resets it):
+                # cheaper than tracking which ids each answer held.
+                st.misses += 1
+        if not polling:
             return
         stats = self._stats
         stats.ticks += 1
         stats.ids_per_tick.append(len(due))
         del stats.ids_per_tick[:-100]
         fallback: list[TaskState] = []
-        if self.reader.lists:
-            for st in due:
-                # Counted as missed until a row of it comes back (which resets it):
-                # cheaper than tracking which ids each answer held.
-                st.misses += 1
+        if lists:
             size = self.reader.chunk_for(len(due))
             parts = [due[i : i + size] for i in range(0, len(due), size)]
             try:
@@ -345,58 +358,86 @@ class Tracker:
             return []
         self._penalty = max(1.0, self._penalty / 2)
         self._foreign = 0
-        known = self._rows
-        seen: dict[str, Task] | None = None
+        known, fresh = self._rows, self._fresh
+        reader = self.reader
+        head_of = reader.decode_head
+        # The furthest row of each id, with the row and its hash.
+        seen: dict[str, tuple[Task | RowHead, bytes, int]] = {}
+        # The states asked for by id, made only when a row's id is no longer watched.
         asked: dict[str, TaskState] = {}
-        hashes: dict[str, int] = {}
         dropped = 0
         for row in chunk.rows:
-            digest = hash(bytes(row))
-            known_st = known.get(digest)
-            if known_st is not None and known_st.raw_hash == digest:
+            raw = bytes(row)
+            digest = hash(raw)
+            held = known.get(digest)
+            if held is None:
+                held = fresh.get(digest)
+                if held is not None and held.raw_hash == digest:
+                    # Byte for byte the row of a tick ago: the task holds still, so
+                    # its snapshot is packed small from now on.
+                    del fresh[digest]
+                    known[digest] = held
+                    held.compact()
+                    held.misses = held.not_found = 0
+                    dropped += 1
+                    continue
+            elif held.raw_hash == digest:
                 # Byte for byte the row that brought the current snapshot: an
                 # unchanged pending task, nothing to decode.
-                known_st.misses = 0
-                known_st.not_found = 0
+                held.misses = held.not_found = 0
                 dropped += 1
                 continue
-            task = self.reader.decode(row)
-            if task is None:
-                continue
-            if seen is None:
-                seen = {}
-                asked = {st.id: st for st in states}
+            # A pending row is read as far as its status: the rest waits in the row
+            # until someone asks for the snapshot. Others are decoded in full.
+            snap: Task | RowHead | None = head_of(raw) if head_of is not None else None
+            if snap is None or snap.status in TERMINAL or snap.status == TaskStatus.MODAL:
+                snap = reader.decode(raw)
+                if snap is None:
+                    continue
+            task_id = snap.id
             # Every row counts: new-api keeps a stale MODAL row beside the live one
             # after a modal step. Once the step was accepted that row is stale, and
             # the forward-only rule (which ranks MODAL high) must not pick it.
-            if task.status == TaskStatus.MODAL:
-                owner = asked.get(task.id) or self._watched.get(task.id)
+            if snap.status == TaskStatus.MODAL:
+                owner = self._watched.get(task_id)
+                if owner is None:
+                    asked = asked or {st.id: st for st in states}
+                    owner = asked.get(task_id)
                 if owner is not None and owner.left_modal:
                     continue
-            if is_newer(seen.get(task.id), task):
-                seen[task.id] = task
-                hashes[task.id] = digest
+            best = seen.get(task_id)
+            if is_newer(None if best is None else best[0], snap):
+                seen[task_id] = (snap, raw, digest)
         self.table.stats.snapshots_dropped += dropped
-        if seen is not None:
-            watched = self._watched
-            for task_id, row_task in seen.items():
+        watched = self._watched
+        for task_id, (snap, raw, digest) in seen.items():
+            to = watched.get(task_id)
+            if to is None:
                 # A wait may have ended while the request was out: its row still counts.
-                to = asked.get(task_id) or watched.get(task_id)
+                asked = asked or {st.id: st for st in states}
+                to = asked.get(task_id)
+                if to is None:
+                    continue
+            if isinstance(snap, RowHead):
                 if (
-                    to is not None
-                    and self.table.update(to, row_task, from_json=True)
-                    and not to.done
+                    self.table.update_row(to, snap, Fresh(raw, reader.decode))
                     and task_id in watched
                 ):
-                    self._remember_row(to, hashes[task_id])
+                    self._remember_row(to, digest, fresh)
+            elif (
+                self.table.update(to, snap, from_json=True)
+                and not to.done
+                and task_id in watched
+            ):
+                self._remember_row(to, digest, known)
         # A batch may leave out an id (a relay not yet refreshed, a lost row):
         # only a second miss in a row costs a fetch.
         return [st for st in states if st.misses >= 2]
 
-    def _remember_row(self, st: TaskState, digest: int) -> None:
+    def _remember_row(self, st: TaskState, digest: int, rows: dict[int, TaskState]) -> None:
         self._forget_row(st)
         st.raw_hash = digest
-        self._rows[digest] = st
+        rows[digest] = st
 
     async def _poll_one(self, st: TaskState) -> None:
         if st.done:
@@ -475,3 +516,4 @@ class Tracker:
             st = self.table.get(task_id)
             if st is not None and not st.done:
                 await self._poll_one(st)
+

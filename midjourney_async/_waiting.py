@@ -34,7 +34,7 @@ from ._errors import (
     TaskFailed,
     TaskTimeout,
 )
-from ._models import Task, TaskStatus
+from ._models import TERMINAL, Task, TaskStatus
 from ._state import StateTable, TaskState
 
 if TYPE_CHECKING:
@@ -45,6 +45,8 @@ __all__ = ["Settle", "Waits"]
 
 Outcome = Task | MidjourneyError
 _FAILED = (TaskStatus.FAILURE, TaskStatus.CANCEL)
+# Statuses after which nothing happens without the caller (``TaskState.settled``).
+_SETTLES: Final = TERMINAL | {TaskStatus.MODAL}
 Spots = int | list[int]
 AnswerFn = Callable[[TaskState], Awaitable[TaskState]]
 HandleFn = Callable[[TaskState], "TaskHandle"]
@@ -368,8 +370,13 @@ class _Wake(asyncio.Future[None]):
     def __call__(self, st: TaskState | None = None) -> None:
         if st is None:
             self.timer = None
-        elif not (st.settled or st.successor is not None or self.waits.table.closed):
-            return
+        elif not (
+            st.status in _SETTLES
+            or st.error is not None
+            or st.successor is not None
+            or self.waits.table.closed
+        ):
+            return  # a pending snapshot: the common case, told apart inline
         if not self.done():
             self.set_result(None)
 
@@ -439,7 +446,7 @@ class Settle:
 
     def __call__(self, st: TaskState) -> None:
         """The subscriber: note a state that may have settled, and wake the wait."""
-        if st.settled or st.successor is not None:
+        if st.status in _SETTLES or st.error is not None or st.successor is not None:
             self._changed.append(st)
         elif not (self._every or self._waits.table.closed):
             return
@@ -490,10 +497,18 @@ class Settle:
                 spots = self._at.get(st)
                 if spots is None:
                     continue  # resolved already, or reported twice
-                outcome = await self._resolve(st, spots)
+                if st.successor is None and (
+                    st.modal_answer is None or st.status != TaskStatus.MODAL
+                ):
+                    outcome = self._outcome(st)  # the common case: nothing to await
+                else:
+                    outcome = await self._resolve(st, spots)
                 if outcome is not None:
                     del self._at[st]
-                    ready.extend((i, outcome) for i in _listed(spots))
+                    if isinstance(spots, int):
+                        ready.append((spots, outcome))
+                    else:
+                        ready.extend((i, outcome) for i in spots)
             if ready:
                 return ready
             if self._waits.table.closed and self._at:
@@ -535,6 +550,10 @@ class Settle:
                 self._at[nxt] = known
             self._changed.append(nxt)
             return None
+        return self._outcome(st)
+
+    def _outcome(self, st: TaskState) -> Outcome | None:
+        """The outcome of ``st`` by its own snapshot, if it has one now."""
         # The status alone until the task settled: a pending snapshot stays packed.
         status = st.status
         if status == TaskStatus.SUCCESS or status in _FAILED:

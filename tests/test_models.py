@@ -16,6 +16,7 @@ from mj_support import (
 from midjourney_async import (
     DecodeError,
     RetryPolicy,
+    SubmitRejected,
     Task,
     TaskAction,
     TaskStatus,
@@ -167,6 +168,56 @@ def test_sample_submit_success_numeric_result() -> None:
     assert result.task_ids == ["1320098173412546"]
     assert result.queue_position is None
     assert result.description == "提交成功"
+
+
+ACCEPTED: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    # name: (the answer, what the result holds)
+    "plain": ({"code": 1, "description": "Submit success", "result": "17", "properties": {}},
+              {"task_ids": ["17"], "queue_position": None, "description": "Submit success"}),
+    "no properties": ({"code": 1, "description": "ok", "result": "17"},
+                      {"task_ids": ["17"], "properties": {}}),
+    "null properties": ({"code": 1, "description": "ok", "result": "17", "properties": None},
+                        {"task_ids": ["17"], "properties": {}}),
+    "queued, new-api's 22 rewritten to 1": (
+        {"code": 1, "description": "Submit success", "result": "17",
+         "properties": {"numberOfQueues": 3}},
+        {"queue_position": 3, "properties": {"numberOfQueues": 3}}),
+    "queued first in line": (
+        {"code": 1, "description": "排队中，前面还有0个任务", "result": "17",
+         "properties": {"numberOfQueues": 0}},
+        {"queue_position": 0}),
+    "the key in the description": (
+        {"code": 1, "description": "ok for sk-SECRET", "result": "17"},
+        {"description": "ok for ***"}),
+    "message instead of description": ({"code": 1, "description": "", "message": "ok",
+                                        "result": "17"}, {"description": "ok"}),
+    "an id in spaces": ({"code": 1, "description": "ok", "result": " 17 "},
+                        {"task_id": "17", "task_ids": ["17"]}),
+    "several ids": ({"code": 1, "description": "ok", "result": "17,18"},
+                    {"task_id": "17", "task_ids": ["17", "18"]}),
+    "a numeric id": ({"code": 1, "description": "ok", "result": 17}, {"task_ids": ["17"]}),
+    "code 22": ({"code": 22, "description": "排队中", "result": "17",
+                 "properties": {"numberOfQueues": 2}}, {"code": 22, "queue_position": 2}),
+}
+
+
+@pytest.mark.parametrize("name", list(ACCEPTED))
+def test_an_accepted_submit_reads_as_the_server_meant_it(name: str) -> None:
+    answer, expected = ACCEPTED[name]
+    resp = HttpResponse(200, json.dumps(answer).encode(), {},
+                        lambda text: text.replace("sk-SECRET", "***"))
+    result = ProxyDialect().parse_submit("imagine", resp)
+    got = {"code": result.code, "task_id": result.task_id, "task_ids": result.task_ids,
+           "queue_position": result.queue_position, "description": result.description,
+           "properties": result.properties}
+    assert {key: got[key] for key in expected} == expected
+    assert result.task_id == result.task_ids[0]
+
+
+def test_an_accepted_code_that_says_it_failed_is_a_refusal() -> None:
+    body = b'{"code": 1, "description": "ok", "result": "17", "success": false}'
+    with pytest.raises(SubmitRejected):
+        ProxyDialect().parse_submit("imagine", _resp(body))
 
 
 def test_sample_submit_video() -> None:

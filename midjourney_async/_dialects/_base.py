@@ -19,7 +19,7 @@ from .._errors import (
     UnsupportedOperation,
 )
 from .._http import HttpRequest, HttpResponse
-from .._models import SubmitResult, Task
+from .._models import RowHead, SubmitResult, Task
 
 #: Submit operations a session offers; a dialect serves some of them.
 SUBMIT_OPS = (
@@ -218,9 +218,14 @@ class Dialect(abc.ABC):
         """
         raise self.unsupported("list-by-condition")
 
-    def decode_row(self, row: msgspec.Raw) -> Task | None:
+    def decode_row(self, row: msgspec.Raw | bytes) -> Task | None:
         """One row of :meth:`parse_list_rows` as a Task; None for a row that is no task."""
         raise self.unsupported("list-by-condition")
+
+    def decode_head(self, row: bytes) -> RowHead | None:
+        """The id, status and progress of a row, a few times cheaper than
+        :meth:`decode_row`; None when the row must be decoded in full to tell."""
+        return None
 
     def image_seed(self, task_id: str) -> HttpRequest:
         raise self.unsupported("image-seed")

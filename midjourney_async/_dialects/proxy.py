@@ -27,7 +27,7 @@ from .._errors import (
     TaskNotFound,
 )
 from .._http import HttpRequest, HttpResponse, status_error
-from .._models import Button, SubmitResult, Task
+from .._models import Button, RowHead, SubmitResult, Task
 from ._base import (
     ACCEPTED_CODES,
     Dialect,
@@ -112,6 +112,7 @@ def _relay_refusal(op: str, resp: HttpResponse) -> MidjourneyError | None:
 _task_decoder: Final = msgspec.json.Decoder(Task)
 _task_list_decoder: Final = msgspec.json.Decoder(list[Task])
 _row_list_decoder: Final = msgspec.json.Decoder(list[msgspec.Raw])
+_head_decoder: Final = msgspec.json.Decoder(RowHead)
 
 _STR_FIELDS: Final = (
     "action",
@@ -272,6 +273,50 @@ def _decode_fetched(body: bytes) -> Task | None:
         return task_from_obj(obj[0])
 
 
+class _Accepted(msgspec.Struct, gc=False):
+    """The usual answer to a submit: code 1 and one task id."""
+
+    code: int
+    result: str
+    description: str = ""
+    properties: dict[str, Any] = {}
+    success: bool | None = None
+
+
+_accepted_decoder: Final = msgspec.json.Decoder(_Accepted)
+
+
+def _plainly_accepted(resp: HttpResponse) -> SubmitResult | None:
+    """The result of the usual acceptance ({code: 1, result: "<id>", ...}), read in
+    one go; None for any other answer, which the full reading of
+    :meth:`ProxyDialect.parse_submit` then tells apart."""
+    try:
+        got = _accepted_decoder.decode(resp.body)
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    task_id = got.result
+    if (
+        got.code != 1
+        or got.success is False
+        or not got.description
+        or not task_id
+        or "," in task_id
+        or task_id.strip() != task_id
+    ):
+        return None
+    description = resp.redact(got.description)
+    # new-api rewrites 22 to 1 but keeps the position in the properties.
+    ahead = as_int(got.properties.get("numberOfQueues"))
+    return SubmitResult(
+        code=1,
+        description=description,
+        task_id=task_id,
+        task_ids=[task_id],
+        queue_position=ahead if ahead or "排队" in description else None,
+        properties=got.properties,
+    )
+
+
 def _quote(task_id: str) -> str:
     return quote(task_id, safe="")
 
@@ -356,6 +401,10 @@ class ProxyDialect(Dialect):
         status = resp.status
         if is_foreign_page(resp):
             raise foreign(resp, op, submit=True)
+        if status == 200 and op != "upload-discord-images":
+            accepted = _plainly_accepted(resp)
+            if accepted is not None:
+                return accepted
         if status >= 400:
             refused = _relay_refusal(op, resp)
             if refused is not None:
@@ -481,7 +530,7 @@ class ProxyDialect(Dialect):
         self.parse_list(resp)
         return []
 
-    def decode_row(self, row: msgspec.Raw) -> Task | None:
+    def decode_row(self, row: msgspec.Raw | bytes) -> Task | None:
         try:
             return _task_decoder.decode(row)
         except (msgspec.ValidationError, msgspec.DecodeError):
@@ -489,6 +538,13 @@ class ProxyDialect(Dialect):
         try:
             return decode_task(bytes(row))
         except DecodeError:
+            return None
+
+    def decode_head(self, row: bytes) -> RowHead | None:
+        try:
+            return _head_decoder.decode(row)
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            # An odd type in id, status or progress: the tolerant full decode copes.
             return None
 
     def image_seed(self, task_id: str) -> HttpRequest:
