@@ -127,18 +127,20 @@ async def steady_tracker(emu: EmulatorProcess, ids: list[str], ticks: int) -> di
         waiters = [asyncio.ensure_future(h.wait(timeout=3600)) for h in handles]
         stats = mj.tracker_stats
         await until(lambda: stats.ticks >= 1)
-        first = time.monotonic()  # the warm-up sweep began (connections, first snapshots)
+        first = time.monotonic()  # the first warm-up sweep began (connections, snapshots)
         n = len(ids)
 
         def seen() -> int:
             return stats.snapshots_applied + stats.snapshots_dropped
 
-        await until(lambda: seen() >= n)
+        # Two warm-up sweeps: the first keeps each row as it came in, the second
+        # finds it unchanged and packs the snapshot; the steady state begins there.
+        await until(lambda: seen() >= 2 * n)
         before, ticks0 = counters(emu), stats.ticks
         c0 = time.process_time()
         # Sleep through the window; look closely only as its last sweep ends.
-        await asyncio.sleep(max(0.0, first + ticks * TICK - time.monotonic()))
-        await until(lambda: seen() >= n * (ticks + 1))
+        await asyncio.sleep(max(0.0, first + (ticks + 1) * TICK - time.monotonic()))
+        await until(lambda: seen() >= n * (ticks + 2))
         cpu = time.process_time() - c0
         after = counters(emu)
         swept = stats.ticks - ticks0

@@ -90,7 +90,13 @@ class HttpResponse(msgspec.Struct, frozen=True, gc=False):
     @property
     def is_html(self) -> bool:
         """Whether the body is a web page (by its content type or its first byte)."""
-        return "html" in self.content_type or self.body.lstrip()[:1] == b"<"
+        if "html" in self.content_type:
+            return True
+        # The first bytes are enough: stripping a whole list answer would copy it.
+        head = self.body[:64].lstrip()
+        if not head and len(self.body) > 64:
+            head = self.body.lstrip()
+        return head[:1] == b"<"
 
     def quoted(self) -> str:
         """The body as an error message shows it: a web page is summed up, never

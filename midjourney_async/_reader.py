@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from ._dialects._base import ListRows
 from ._errors import (
     AuthenticationError,
     MidjourneyError,
@@ -38,9 +39,9 @@ __all__ = ["Chunk", "TaskReader", "auto_chunk_size"]
 
 logger = logging.getLogger("midjourney_async")
 
-ListFn = Callable[[list[str]], Awaitable[list[msgspec.Raw]]]
+ListFn = Callable[[list[str]], Awaitable[ListRows]]
 DecodeFn = Callable[[msgspec.Raw | bytes], "Task | None"]
-HeadFn = Callable[[bytes], "RowHead | None"]
+HeadFn = Callable[[msgspec.Raw | bytes], "RowHead | None"]
 FetchFn = Callable[[str], Awaitable[Task]]
 
 # Consecutive failed list requests after which the reader fetches one by one.
@@ -60,19 +61,30 @@ def auto_chunk_size(n: int) -> int:
     return min(AUTO_CHUNK_MAX, max(AUTO_CHUNK, -(-n // AUTO_REQUESTS)))
 
 
+_NO_ROWS = ListRows(rows=[])
+
+
 @dataclass(slots=True)
 class Chunk:
-    """The answer to one list request: every row it held, undecoded, or the error
-    it met.
+    """The answer to one list request: every row it held (undecoded, with their
+    heads when the dialect read them), or the error it met.
 
     ``fetch_all`` says the list could not serve these ids at all (the relay
     has no list endpoint): each must be fetched by id.
     """
 
     ids: list[str]
-    rows: list[msgspec.Raw]
+    answer: ListRows = _NO_ROWS
     error: MidjourneyError | None = None
     fetch_all: bool = False
+
+    @property
+    def rows(self) -> list[msgspec.Raw]:
+        return self.answer.rows
+
+    @property
+    def heads(self) -> list[RowHead] | None:
+        return self.answer.heads
 
 
 class TaskReader:
@@ -90,8 +102,7 @@ class TaskReader:
     ) -> None:
         self._list = list_tasks
         self.decode = decode
-        #: Reads a row's id, status and progress alone (None: the dialect has no such
-        #: shortcut, every changed row is decoded in full).
+        #: Reads a row's id, status and progress alone, or says it cannot (None).
         self.decode_head = decode_head
         self._fetch = fetch
         # None: sized by ``auto_chunk_size`` for each sweep.
@@ -125,18 +136,18 @@ class TaskReader:
         ``force`` asks the list even while the reader fetches one by one.
         """
         if not (self.lists or (force and self._list is not None)):
-            return Chunk(ids, [], fetch_all=True)
+            return Chunk(ids, fetch_all=True)
         assert self._list is not None
         async with self._limit:
             self.stats.list_requests += 1
             try:
-                rows = await self._list(ids)
+                answer = await self._list(ids)
             except UnsupportedOperation:
                 self._list = None
-                return Chunk(ids, [], fetch_all=True)
+                return Chunk(ids, fetch_all=True)
             except (AuthenticationError, PermissionDeniedError, RateLimitError) as exc:
                 # Not the endpoint's fault: fetch would meet the same answer.
-                return Chunk(ids, [], error=exc)
+                return Chunk(ids, error=exc)
             except MidjourneyError as exc:
                 self._list_failed(exc)
                 # A 404 says the route is missing here (a web server's error page
@@ -146,9 +157,9 @@ class TaskReader:
                     or (isinstance(exc, NotMidjourneyAPI) and exc.status in (404, 405))
                     or not self.lists
                 )
-                return Chunk(ids, [], error=exc, fetch_all=fetch_all)
+                return Chunk(ids, error=exc, fetch_all=fetch_all)
         self._failures = 0
-        return Chunk(ids, rows)
+        return Chunk(ids, answer)
 
     def _list_failed(self, exc: MidjourneyError) -> None:
         # One stray failure must not end batching for the session's life; a few

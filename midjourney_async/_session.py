@@ -16,6 +16,7 @@ import msgspec
 from ._backend import SharedBackend
 from ._config import Settings, check_call_options
 from ._dialects import Dialect, make_dialect
+from ._dialects._base import ListRows
 from ._downloads import DownloadMethods
 from ._endpoints import SubmitEndpoints, need_text
 from ._errors import (
@@ -429,11 +430,11 @@ class MidjourneySession(SubmitEndpoints, DownloadMethods):
         with call_options(self._options):
             return await self._transport.call(req, parse, retry=retry)
 
-    async def _list_for_poller(self, ids: list[str]) -> list[msgspec.Raw]:
-        rows: list[msgspec.Raw] = await self._read(
-            self.dialect.list_tasks(ids), self.dialect.parse_list_rows, self._poll_retry
+    async def _list_for_poller(self, ids: list[str]) -> ListRows:
+        answer: ListRows = await self._read(
+            self.dialect.list_tasks(ids), self.dialect.parse_list_answer, self._poll_retry
         )
-        return rows
+        return answer
 
     async def _fetch_for_poller(self, task_id: str) -> Task:
         task: Task = await self._read(

@@ -14,8 +14,8 @@ conversion of seconds must be a no-op). Anything else stays a Task.
 A row the poller just read is kept as it came in (:class:`Fresh`) instead: a
 running task's row changes nearly every tick, and decoding and packing each
 one nobody reads would cost several times what reading its status does. It
-is packed once the same row comes back a tick later (the task holds still),
-so a task that runs for minutes is held packed all the same.
+is packed once the task is found where it stood a tick later (it holds
+still), so a task that runs for minutes is held packed all the same.
 """
 
 from __future__ import annotations

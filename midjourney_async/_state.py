@@ -17,6 +17,8 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import msgspec
+
 from ._errors import MidjourneyError
 from ._models import STATUS_RANK, TERMINAL, RowHead, Task, TaskStatus
 from ._snapshot import Fresh, pack, unpack
@@ -85,6 +87,7 @@ class TaskState:
         "_snap",
         "due",
         "error",
+        "fresh",
         "holds",
         "id",
         "left_modal",
@@ -94,7 +97,6 @@ class TaskState:
         "not_found_at",
         "percent",
         "queue_position",
-        "raw_hash",
         "status",
         "subscribers",
         "successor",
@@ -118,9 +120,8 @@ class TaskState:
         self.misses = 0
         self.not_found = 0
         self.not_found_at = 0.0
-        # The hash of the list row that brought the snapshot: the same row next
-        # tick needs no decoding.
-        self.raw_hash = 0
+        # The snapshot is a pending list row not packed yet (as it came in, or read).
+        self.fresh = False
         # Set once a modal step was accepted: a late MODAL snapshot is stale then.
         self.left_modal = False
         self.modal_answer: tuple[str | None, str | None] | None = None
@@ -160,6 +161,7 @@ class TaskState:
         self.status = status
         self.percent = task.progress_percent
         self._snap = task if packed is None else packed
+        self.fresh = False
 
     def keep_row(self, head: RowHead, fresh: Fresh) -> None:
         """Make the pending row ``fresh``, whose id, status and progress are ``head``,
@@ -167,17 +169,19 @@ class TaskState:
         self.status = head.status
         self.percent = head.progress_percent
         self._snap = fresh
+        self.fresh = True
 
     def compact(self) -> None:
-        """Pack a snapshot still kept as the row it came in (its task holds still)."""
-        snap = self._snap
-        if isinstance(snap, Fresh):
-            assert self.status is not None
-            self.keep(snap.read(self.id, self.status, self.percent), from_json=True)
+        """Pack a pending snapshot that came in as a list row (its task holds still)."""
+        if self.fresh:
+            task = self.task
+            assert task is not None
+            self.keep(task, from_json=True)
 
     def forget(self) -> None:
         """Drop the snapshot: the next one may rank lower (a modal step was accepted)."""
         self._snap = self.status = self.percent = None
+        self.fresh = False
 
     @property
     def done(self) -> bool:
@@ -287,13 +291,19 @@ class StateTable:
         self._applied(st, previous, task)
         return True
 
-    def update_row(self, st: TaskState, head: RowHead, fresh: Fresh) -> bool:
-        """:meth:`update` with a pending list row, read as far as ``head`` and kept as
-        it came in until someone reads it."""
+    def update_row(
+        self,
+        st: TaskState,
+        head: RowHead,
+        row: msgspec.Raw | bytes,
+        decode: Callable[[bytes], Task | None],
+    ) -> bool:
+        """:meth:`update` with a pending list ``row``, read as far as ``head`` and kept
+        as it came in until someone reads it (``decode`` reads it then)."""
         previous = st.status
         if not self._moves(st, previous, head):
             return False
-        st.keep_row(head, fresh)
+        st.keep_row(head, Fresh(bytes(row), decode))
         self._applied(st, previous, head)
         return True
 

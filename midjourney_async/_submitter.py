@@ -171,12 +171,14 @@ class Submitter:
         """``call``, sent again while the server still refuses a press on a task this
         session saw finish (the save race above)."""
         parent = _parent_of(op, body)
-        delays = iter(_RACE_DELAYS if parent and self.transport.policy.max_tries > 1 else ())
+        if parent is None:
+            return await self.call(op, body, extra)
+        delays = iter(_RACE_DELAYS if self.transport.policy.max_tries > 1 else ())
         while True:
             try:
                 return await self.call(op, body, extra)
             except SubmitRejected as exc:
-                if parent is None or not self._raced(parent, exc):
+                if not self._raced(parent, exc):
                     raise
                 delay = next(delays, None)
                 if delay is None:

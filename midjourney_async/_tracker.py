@@ -8,6 +8,10 @@ and, on new-api, keep a stale row beside the live one), fetches ids missing
 from two batches in a row, and offers every row to the :class:`StateTable`,
 whose forward-only rule picks what moves a task on.
 
+Rows are read as far as their id, status and progress first: a task found
+where it stood costs nothing more, a pending task that moved on keeps its
+row as it came in, and only a settled task is decoded in full.
+
 The poller knows only "keep polling this id": waits count through
 :meth:`Tracker.watch`, other reasons through :meth:`Tracker.hold`. A task
 nobody waits on and nothing holds costs no requests.
@@ -21,7 +25,9 @@ import contextvars
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+
+import msgspec
 
 from ._errors import (
     AuthenticationError,
@@ -33,7 +39,6 @@ from ._errors import (
 )
 from ._models import TERMINAL, RowHead, Task, TaskStatus
 from ._reader import Chunk, TaskReader
-from ._snapshot import Fresh
 from ._state import StateTable, TaskState, TrackerStats, is_newer
 
 __all__ = ["Tracker", "TrackerStats"]
@@ -86,10 +91,6 @@ class Tracker:
         # No watched task is due before this (a lower bound: the sweep then finds
         # nothing due and works it out again).
         self._soonest = 0.0
-        # The last list row of each watched task, by its hash: rows whose snapshot is
-        # packed, and rows kept as they came in (packed if they come back the same).
-        self._rows: dict[int, TaskState] = {}
-        self._fresh: dict[int, TaskState] = {}
         table.observers.append(self._settled)
         # A shared backend: told of each id the poller takes on, and asked before
         # each tick whether this poller should read (another may poll for it).
@@ -150,24 +151,12 @@ class Tracker:
 
     def _forget(self, st: TaskState) -> None:
         self._watched.pop(st.id, None)
-        self._forget_row(st)
         # A handle may hold the state for long after the poller let go of it.
         st.compact()
-
-    def _forget_row(self, st: TaskState) -> None:
-        digest = st.raw_hash
-        if digest:
-            if self._rows.get(digest) is st:
-                del self._rows[digest]
-            elif self._fresh.get(digest) is st:
-                del self._fresh[digest]
-            st.raw_hash = 0
 
     def reopen(self, st: TaskState) -> None:
         """A modal step was accepted under ``st``'s own id: poll it again at once."""
         self.table.reopen(st)
-        # The row that brought the MODAL snapshot is stale now, not "unchanged".
-        self._forget_row(st)
         st.due = time.monotonic()
         self._soonest = min(self._soonest, st.due)
         if st.waiters or st.holds:
@@ -358,59 +347,21 @@ class Tracker:
             return []
         self._penalty = max(1.0, self._penalty / 2)
         self._foreign = 0
-        known, fresh = self._rows, self._fresh
         reader = self.reader
-        head_of = reader.decode_head
-        # The furthest row of each id, with the row and its hash.
-        seen: dict[str, tuple[Task | RowHead, bytes, int]] = {}
+        heads: Sequence[RowHead | Task | None] | None = chunk.heads
+        if heads is None:
+            # Some row could not be read in one go with the others: one by one.
+            heads = [self._read_row(row) for row in chunk.rows]
+        watched = self._watched
         # The states asked for by id, made only when a row's id is no longer watched.
         asked: dict[str, TaskState] = {}
+        # The furthest row of each id that moves its task on, and where it stands.
+        seen: dict[str, tuple[RowHead | Task, int]] = {}
         dropped = 0
-        for row in chunk.rows:
-            raw = bytes(row)
-            digest = hash(raw)
-            held = known.get(digest)
-            if held is None:
-                held = fresh.get(digest)
-                if held is not None and held.raw_hash == digest:
-                    # Byte for byte the row of a tick ago: the task holds still, so
-                    # its snapshot is packed small from now on.
-                    del fresh[digest]
-                    known[digest] = held
-                    held.compact()
-                    held.misses = held.not_found = 0
-                    dropped += 1
-                    continue
-            elif held.raw_hash == digest:
-                # Byte for byte the row that brought the current snapshot: an
-                # unchanged pending task, nothing to decode.
-                held.misses = held.not_found = 0
-                dropped += 1
+        for i, head in enumerate(heads):
+            if head is None:
                 continue
-            # A pending row is read as far as its status: the rest waits in the row
-            # until someone asks for the snapshot. Others are decoded in full.
-            snap: Task | RowHead | None = head_of(raw) if head_of is not None else None
-            if snap is None or snap.status in TERMINAL or snap.status == TaskStatus.MODAL:
-                snap = reader.decode(raw)
-                if snap is None:
-                    continue
-            task_id = snap.id
-            # Every row counts: new-api keeps a stale MODAL row beside the live one
-            # after a modal step. Once the step was accepted that row is stale, and
-            # the forward-only rule (which ranks MODAL high) must not pick it.
-            if snap.status == TaskStatus.MODAL:
-                owner = self._watched.get(task_id)
-                if owner is None:
-                    asked = asked or {st.id: st for st in states}
-                    owner = asked.get(task_id)
-                if owner is not None and owner.left_modal:
-                    continue
-            best = seen.get(task_id)
-            if is_newer(None if best is None else best[0], snap):
-                seen[task_id] = (snap, raw, digest)
-        self.table.stats.snapshots_dropped += dropped
-        watched = self._watched
-        for task_id, (snap, raw, digest) in seen.items():
+            task_id = head.id
             to = watched.get(task_id)
             if to is None:
                 # A wait may have ended while the request was out: its row still counts.
@@ -418,26 +369,48 @@ class Tracker:
                 to = asked.get(task_id)
                 if to is None:
                     continue
-            if isinstance(snap, RowHead):
-                if (
-                    self.table.update_row(to, snap, Fresh(raw, reader.decode))
-                    and task_id in watched
-                ):
-                    self._remember_row(to, digest, fresh)
-            elif (
-                self.table.update(to, snap, from_json=True)
-                and not to.done
-                and task_id in watched
-            ):
-                self._remember_row(to, digest, known)
+            status = head.status
+            if status == to.status and head.progress_percent == to.percent:
+                # Where the task stood (the forward-only rule keeps the snapshot it
+                # has): nothing to decode. A row that came in and holds still is
+                # packed small from now on.
+                to.misses = to.not_found = 0
+                if to.fresh:
+                    to.compact()
+                dropped += 1
+                continue
+            # Every row counts: new-api keeps a stale MODAL row beside the live one
+            # after a modal step. Once the step was accepted that row is stale, and
+            # the forward-only rule (which ranks MODAL high) must not pick it.
+            if status == TaskStatus.MODAL and to.left_modal:
+                continue
+            best = seen.get(task_id)
+            if is_newer(None if best is None else best[0], head):
+                seen[task_id] = (head, i)
+        self.table.stats.snapshots_dropped += dropped
+        for task_id, (head, i) in seen.items():
+            to = watched.get(task_id) or asked.get(task_id)
+            if to is None:
+                continue
+            if isinstance(head, Task):
+                self.table.update(to, head, from_json=True)
+            elif head.status in TERMINAL or head.status == TaskStatus.MODAL:
+                # Settled: the whole task, its buttons and images, is read now.
+                task = reader.decode(chunk.rows[i])
+                if task is not None:
+                    self.table.update(to, task, from_json=True)
+            else:
+                # Pending: kept as it came in until someone reads it or it holds still.
+                self.table.update_row(to, head, chunk.rows[i], reader.decode)
         # A batch may leave out an id (a relay not yet refreshed, a lost row):
         # only a second miss in a row costs a fetch.
         return [st for st in states if st.misses >= 2]
 
-    def _remember_row(self, st: TaskState, digest: int, rows: dict[int, TaskState]) -> None:
-        self._forget_row(st)
-        st.raw_hash = digest
-        rows[digest] = st
+    def _read_row(self, row: msgspec.Raw) -> RowHead | Task | None:
+        """A row as far as its head if the dialect reads heads, else in full."""
+        head_of = self.reader.decode_head
+        head = head_of(row) if head_of is not None else None
+        return head if head is not None else self.reader.decode(row)
 
     async def _poll_one(self, st: TaskState) -> None:
         if st.done:

@@ -338,8 +338,16 @@ class Transport:
         attempt = 0
         while True:
             attempt += 1
+            # A read retry gets no more than what is left of max_time (at least a
+            # second), so a slow last try cannot run a whole timeout past it. A submit
+            # keeps its full timeout: cut short, it could be accepted while we report
+            # a failure.
+            left = self.request_timeout
+            if attempt > 1 and req.kind == "read":
+                left = max(started + policy.max_time - time.monotonic(), _MIN_READ_TIMEOUT)
             try:
-                return await self._once(req, parse, attempt, started + policy.max_time)
+                resp = await self.send(req, attempt, timeout=left)
+                return self._parsed(req, resp, parse)
             except MidjourneyError as exc:
                 if attempt >= policy.max_tries or not retryable(req.kind, exc):
                     raise
@@ -362,17 +370,10 @@ class Transport:
                 )
                 await asyncio.sleep(delay)
 
-    async def _once(
-        self, req: HttpRequest, parse: Callable[[HttpResponse], T], attempt: int, deadline: float
+    def _parsed(
+        self, req: HttpRequest, resp: HttpResponse, parse: Callable[[HttpResponse], T]
     ) -> T:
-        # A read retry gets no more than what is left of max_time (at least a
-        # second), so a slow last try cannot run a whole timeout past it. A submit
-        # keeps its full timeout: cut short, it could be accepted while we report
-        # a failure.
-        left = self.request_timeout
-        if attempt > 1 and req.kind == "read":
-            left = max(deadline - time.monotonic(), _MIN_READ_TIMEOUT)
-        resp = await self.send(req, attempt, timeout=left)
+        """``parse(resp)``, its errors made safe to show."""
         try:
             return parse(resp)
         except DecodeError as exc:

@@ -171,6 +171,40 @@ def rejection(
     return SubmitRejected(text, code=code, description=description, properties=props)
 
 
+_row_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+class ListRows:
+    """The rows of one list answer.
+
+    ``heads`` holds every row's id, status and progress when each row could be
+    read that far in one go (None otherwise); the rows themselves are split
+    from the body only when asked for. An answer whose tasks all stand where
+    they stood costs the poller one decode of their heads.
+    """
+
+    __slots__ = ("_body", "_rows", "heads")
+
+    def __init__(
+        self,
+        *,
+        heads: list[RowHead] | None = None,
+        body: bytes = b"",
+        rows: list[msgspec.Raw] | None = None,
+    ) -> None:
+        self.heads = heads
+        self._body = body
+        self._rows = rows
+
+    @property
+    def rows(self) -> list[msgspec.Raw]:
+        """Each row undecoded, in the order of the answer (and of ``heads``)."""
+        rows = self._rows
+        if rows is None:
+            rows = self._rows = _row_list_decoder.decode(self._body)
+        return rows
+
+
 class Dialect(abc.ABC):
     """Turns operations into requests and answers into Tasks for one wire format.
 
@@ -211,18 +245,19 @@ class Dialect(abc.ABC):
         raise self.unsupported("list-by-condition")
 
     def parse_list_rows(self, resp: HttpResponse) -> list[msgspec.Raw]:
-        """The rows of a list answer, each still undecoded (see :meth:`decode_row`).
-
-        The poller compares each row with the one it saw last tick and decodes
-        only those that changed: a pending task's row is usually the same.
-        """
+        """The rows of a list answer, each still undecoded (see :meth:`decode_row`)."""
         raise self.unsupported("list-by-condition")
+
+    def parse_list_answer(self, resp: HttpResponse) -> ListRows:
+        """A list answer for the poller: :meth:`parse_list_rows`, and the rows' heads
+        when the dialect can read them in one go."""
+        return ListRows(rows=self.parse_list_rows(resp))
 
     def decode_row(self, row: msgspec.Raw | bytes) -> Task | None:
         """One row of :meth:`parse_list_rows` as a Task; None for a row that is no task."""
         raise self.unsupported("list-by-condition")
 
-    def decode_head(self, row: bytes) -> RowHead | None:
+    def decode_head(self, row: msgspec.Raw | bytes) -> RowHead | None:
         """The id, status and progress of a row, a few times cheaper than
         :meth:`decode_row`; None when the row must be decoded in full to tell."""
         return None

@@ -31,6 +31,7 @@ from .._models import Button, RowHead, SubmitResult, Task
 from ._base import (
     ACCEPTED_CODES,
     Dialect,
+    ListRows,
     as_int,
     foreign,
     is_foreign_json,
@@ -113,6 +114,7 @@ _task_decoder: Final = msgspec.json.Decoder(Task)
 _task_list_decoder: Final = msgspec.json.Decoder(list[Task])
 _row_list_decoder: Final = msgspec.json.Decoder(list[msgspec.Raw])
 _head_decoder: Final = msgspec.json.Decoder(RowHead)
+_head_list_decoder: Final = msgspec.json.Decoder(list[RowHead])
 
 _STR_FIELDS: Final = (
     "action",
@@ -540,7 +542,18 @@ class ProxyDialect(Dialect):
         except DecodeError:
             return None
 
-    def decode_head(self, row: bytes) -> RowHead | None:
+    def parse_list_answer(self, resp: HttpResponse) -> ListRows:
+        if resp.status == 200:
+            try:
+                heads = _head_list_decoder.decode(resp.body)
+            except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError,
+                    RecursionError):
+                pass  # a row that is no task, an odd type: the rows alone, one by one
+            else:
+                return ListRows(heads=heads, body=resp.body)
+        return ListRows(rows=self.parse_list_rows(resp))
+
+    def decode_head(self, row: msgspec.Raw | bytes) -> RowHead | None:
         try:
             return _head_decoder.decode(row)
         except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
