@@ -317,20 +317,23 @@ class Tracker:
             size = self.reader.chunk_for(len(due))
             parts = [due[i : i + size] for i in range(0, len(due), size)]
             try:
-                chunks = await asyncio.gather(
-                    *(self.reader.list_chunk([st.id for st in part]) for part in parts)
-                )
+                missed = await asyncio.gather(*(self._sweep(part) for part in parts))
             except BaseException:
                 # Cancelled (the session closes): no answer came, so no miss either.
                 for st in due:
                     st.misses = max(0, st.misses - 1)
                 raise
-            for part, chunk in zip(parts, chunks, strict=True):
-                fallback.extend(self._take_chunk(chunk, part))
+            for part_missed in missed:
+                fallback.extend(part_missed)
         else:
             fallback = due
         if fallback:
             await asyncio.gather(*(self._poll_one(st) for st in fallback))
+
+    async def _sweep(self, states: list[TaskState]) -> list[TaskState]:
+        """List ``states`` in one request and take the answer in as soon as it is
+        there (its body is let go at once); those that need a fetch of their own."""
+        return self._take_chunk(await self.reader.list_chunk([st.id for st in states]), states)
 
     def _take_chunk(self, chunk: Chunk, states: list[TaskState]) -> list[TaskState]:
         """Apply one list answer to the ``states`` it asked for; those that need a
