@@ -38,6 +38,8 @@ __all__ = [
     "TaskStatus",
     "UploadRequest",
     "VideoRequest",
+    "known_percent",
+    "normalise_head",
 ]
 
 
@@ -175,6 +177,9 @@ _KEYCAP: Final = re.compile("[1-9]\ufe0f?\u20e3")
 _status_of = _STATUSES.get
 _action_of = _ACTIONS.get
 _percent_of = _PERCENT_MEMO.get
+#: ``known_percent(progress, default)``: the percentage of a progress string read
+#: before, else ``default`` (a dict look-up where a call would cost more).
+known_percent: Final = _PERCENT_MEMO.get
 
 
 class Button(msgspec.Struct, frozen=True, rename="camel", gc=False):
@@ -346,10 +351,11 @@ class Task(msgspec.Struct, frozen=True, rename="camel", gc=False):
 class RowHead(msgspec.Struct, frozen=True, rename="camel", gc=False):
     """The id, status and progress of a task row, read without the rest.
 
-    The poller reads a changed row of a pending task this far only: it is all
-    the forward-only rule and the waits need, and the row itself is kept to be
-    decoded in full when someone asks for the snapshot. Normalised as
-    :class:`Task` normalises them.
+    The poller reads every row of a list answer this far first: a task found
+    where it stood needs nothing more, and a pending task that moved on keeps
+    its row to be decoded in full when someone asks for the snapshot. Decoded
+    as the server sent them (no hook runs per row: thousands are read a
+    tick); :func:`normalise_head` makes them what :class:`Task` holds.
     """
 
     id: str
@@ -357,8 +363,11 @@ class RowHead(msgspec.Struct, frozen=True, rename="camel", gc=False):
     progress: str | None = None
     progress_percent: int | None = None
 
-    def __post_init__(self) -> None:
-        _normalise_progress(self)
+
+def normalise_head(head: RowHead | Task) -> None:
+    """Give ``head`` a known status as its enum member and its percentage read from
+    its progress, as :class:`Task` has them (a Task has them already)."""
+    _normalise_progress(head)
 
 
 def _normalise_progress(snap: Task | RowHead) -> None:

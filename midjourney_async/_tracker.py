@@ -37,7 +37,7 @@ from ._errors import (
     RateLimitError,
     TaskNotFound,
 )
-from ._models import TERMINAL, RowHead, Task, TaskStatus
+from ._models import TERMINAL, RowHead, Task, TaskStatus, known_percent, normalise_head
 from ._reader import Chunk, TaskReader
 from ._state import StateTable, TaskState, TrackerStats, is_newer
 
@@ -295,17 +295,20 @@ class Tracker:
             self._soonest = min(later, first)
             return
         running, queued = self._intervals()
-        self._soonest = min(later, now + running)
+        at_running, at_queued = now + running, now + queued
+        self._soonest = min(later, at_running)
         # A shared backend: another worker may poll these and share what it reads.
         polling = self.gate is None or self.gate()
         lists = polling and self.reader.lists
+        ids: list[str] = []
         for st in due:
             status = st.status
-            st.due = now + (queued if status is None or status in _QUEUED else running)
+            st.due = at_queued if status is None or status in _QUEUED else at_running
             if lists:
                 # Counted as missed until a row of it comes back (which resets it):
                 # cheaper than tracking which ids each answer held.
                 st.misses += 1
+                ids.append(st.id)
         if not polling:
             return
         stats = self._stats
@@ -315,9 +318,11 @@ class Tracker:
         fallback: list[TaskState] = []
         if lists:
             size = self.reader.chunk_for(len(due))
-            parts = [due[i : i + size] for i in range(0, len(due), size)]
+            starts = range(0, len(due), size)
             try:
-                missed = await asyncio.gather(*(self._sweep(part) for part in parts))
+                missed = await asyncio.gather(
+                    *(self._sweep(due[i : i + size], ids[i : i + size]) for i in starts)
+                )
             except BaseException:
                 # Cancelled (the session closes): no answer came, so no miss either.
                 for st in due:
@@ -330,10 +335,11 @@ class Tracker:
         if fallback:
             await asyncio.gather(*(self._poll_one(st) for st in fallback))
 
-    async def _sweep(self, states: list[TaskState]) -> list[TaskState]:
-        """List ``states`` in one request and take the answer in as soon as it is
-        there (its body is let go at once); those that need a fetch of their own."""
-        return self._take_chunk(await self.reader.list_chunk([st.id for st in states]), states)
+    async def _sweep(self, states: list[TaskState], ids: list[str]) -> list[TaskState]:
+        """List ``states`` (by their ``ids``) in one request and take the answer in as
+        soon as it is there (its body is let go at once); those that need a fetch of
+        their own."""
+        return self._take_chunk(await self.reader.list_chunk(ids), states)
 
     def _take_chunk(self, chunk: Chunk, states: list[TaskState]) -> list[TaskState]:
         """Apply one list answer to the ``states`` it asked for; those that need a
@@ -372,16 +378,27 @@ class Tracker:
                 to = asked.get(task_id)
                 if to is None:
                     continue
-            status = head.status
-            if status == to.status and head.progress_percent == to.percent:
-                # Where the task stood (the forward-only rule keeps the snapshot it
-                # has): nothing to decode. A row that came in and holds still is
-                # packed small from now on.
+            progress = head.progress
+            # Where the task stood (the forward-only rule keeps the snapshot it has):
+            # nothing to decode. Told first by the wire's own values, which read the
+            # same for nearly every row (a status and a percentage seen before).
+            if (
+                head.status != to.status
+                or (known_percent(progress, -1) if progress else head.progress_percent)
+                != to.percent
+            ):
+                normalise_head(head)
+                moved = head.status != to.status or head.progress_percent != to.percent
+            else:
+                moved = False
+            if not moved:
+                # A row that came in and holds still is packed small from now on.
                 to.misses = to.not_found = 0
                 if to.fresh:
                     to.compact()
                 dropped += 1
                 continue
+            status = head.status
             # Every row counts: new-api keeps a stale MODAL row beside the live one
             # after a modal step. Once the step was accepted that row is stale, and
             # the forward-only rule (which ranks MODAL high) must not pick it.

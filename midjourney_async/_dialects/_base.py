@@ -178,8 +178,9 @@ class ListRows:
     """The rows of one list answer.
 
     ``heads`` holds every row's id, status and progress when each row could be
-    read that far in one go (None otherwise); the rows themselves are split
-    from the body only when asked for. An answer whose tasks all stand where
+    read that far in one go (None otherwise), as the server sent them (see
+    :func:`normalise_head`); the rows themselves are split from the body only
+    when asked for. An answer whose tasks all stand where
     they stood costs the poller one decode of their heads.
     """
 
@@ -258,8 +259,8 @@ class Dialect(abc.ABC):
         raise self.unsupported("list-by-condition")
 
     def decode_head(self, row: msgspec.Raw | bytes) -> RowHead | None:
-        """The id, status and progress of a row, a few times cheaper than
-        :meth:`decode_row`; None when the row must be decoded in full to tell."""
+        """The id, status and progress of a row (normalised), a few times cheaper
+        than :meth:`decode_row`; None when the row must be decoded in full to tell."""
         return None
 
     def image_seed(self, task_id: str) -> HttpRequest:

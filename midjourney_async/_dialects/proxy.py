@@ -27,7 +27,7 @@ from .._errors import (
     TaskNotFound,
 )
 from .._http import HttpRequest, HttpResponse, status_error
-from .._models import Button, RowHead, SubmitResult, Task
+from .._models import Button, RowHead, SubmitResult, Task, normalise_head
 from ._base import (
     ACCEPTED_CODES,
     Dialect,
@@ -555,10 +555,12 @@ class ProxyDialect(Dialect):
 
     def decode_head(self, row: msgspec.Raw | bytes) -> RowHead | None:
         try:
-            return _head_decoder.decode(row)
+            head = _head_decoder.decode(row)
         except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
             # An odd type in id, status or progress: the tolerant full decode copes.
             return None
+        normalise_head(head)
+        return head
 
     def image_seed(self, task_id: str) -> HttpRequest:
         return HttpRequest("GET", f"{self.root}/task/{_quote(task_id)}/image-seed", "read")
