@@ -260,9 +260,14 @@ class Tracker:
             now = time.monotonic()
             wait = max(self._pause_until - now, self._soonest - now)
             if wait > 0:
+                # Woken by a new task to watch or by this timer, whichever comes
+                # first (a timer costs a fraction of wait_for's task and timeout).
                 self._wakeup.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
+                timer = asyncio.get_running_loop().call_later(wait, self._wakeup.set)
+                try:
+                    await self._wakeup.wait()
+                finally:
+                    timer.cancel()
                 continue
             try:
                 await self.tick()
