@@ -246,7 +246,18 @@ class Task(msgspec.Struct, frozen=True, rename="camel", gc=False):
     properties: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _normalise_progress(self)
+        # The rules of normalise_head, kept inline: this runs for every decoded task.
+        known = _status_of(self.status)
+        if known is not None:
+            force_setattr(self, "status", known)
+        progress = self.progress
+        if progress:
+            percent = _percent_of(progress)
+            if percent is None:
+                percent = parse_percent(progress)
+            force_setattr(self, "progress_percent", percent)
+        elif known is TaskStatus.SUCCESS:
+            force_setattr(self, "progress_percent", 100)
         action = self.action
         if action is not None:
             known_action = _action_of(action)
@@ -365,25 +376,20 @@ class RowHead(msgspec.Struct, frozen=True, rename="camel", gc=False):
 
 
 def normalise_head(head: RowHead | Task) -> None:
-    """Give ``head`` a known status as its enum member and its percentage read from
-    its progress, as :class:`Task` has them (a Task has them already)."""
-    _normalise_progress(head)
-
-
-def _normalise_progress(snap: Task | RowHead) -> None:
-    """A known status as its enum member ("" as NOT_START); the percentage of its
-    progress (100 for a SUCCESS that gives none)."""
-    known = _status_of(snap.status)
+    """Give ``head`` a known status as its enum member ("" as NOT_START) and the
+    percentage of its progress (100 for a SUCCESS that gives none), as
+    :class:`Task` has them (a Task has them already)."""
+    known = _status_of(head.status)
     if known is not None:
-        force_setattr(snap, "status", known)
-    progress = snap.progress
+        force_setattr(head, "status", known)
+    progress = head.progress
     if progress:
         percent = _percent_of(progress)
         if percent is None:
             percent = parse_percent(progress)
-        force_setattr(snap, "progress_percent", percent)
+        force_setattr(head, "progress_percent", percent)
     elif known is TaskStatus.SUCCESS:
-        force_setattr(snap, "progress_percent", 100)
+        force_setattr(head, "progress_percent", 100)
 
 
 class SubmitResult(msgspec.Struct, frozen=True):

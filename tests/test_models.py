@@ -220,6 +220,22 @@ def test_an_accepted_code_that_says_it_failed_is_a_refusal() -> None:
         ProxyDialect().parse_submit("imagine", _resp(body))
 
 
+@pytest.mark.parametrize(
+    "status", ["", "NOT_START", "SUBMITTED", "IN_PROGRESS", "MODAL", "SUCCESS", "QUEUED"]
+)
+@pytest.mark.parametrize("progress", [None, "", "0%", "46%", "100%", " 7.5 %", "waiting"])
+def test_a_rows_head_reads_as_the_whole_task_does(status: str, progress: str | None) -> None:
+    # The poller decides from a row's head alone whether the task moved on.
+    body = json.dumps({"id": "1", "status": status, "progress": progress,
+                       "prompt": "a fox", "properties": {}}).encode()
+    task = decode_task(body)
+    head = ProxyDialect().decode_head(body)
+    assert task is not None and head is not None
+    assert (head.id, head.status, head.progress_percent) == (
+        task.id, task.status, task.progress_percent)
+    assert type(head.status) is type(task.status)
+
+
 def test_sample_submit_video() -> None:
     result = ProxyDialect().parse_submit("video", _resp(sample_bytes("proxy-submit-video.json")))
     assert result.code == 1
