@@ -13,6 +13,7 @@ import gc
 import json
 import time
 import tracemalloc
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -170,10 +171,8 @@ async def _held_per_handle(n: int, wait: str) -> float:
     """Bytes held per pending handle with its snapshot (and its wait), after a collection."""
     bodies = [running(id=str(int(TID) + i)) for i in range(n)]
     async with MidjourneySession(NOWHERE, "k", poll_interval=3600) as mj:
-        gc.collect()
-        tracemalloc.start()
-        try:
-            base = _held_by_the_library()
+
+        async def hold() -> list[asyncio.Future[Any]]:
             handles = []
             for body in bodies:
                 task = decoded(body)
@@ -181,7 +180,6 @@ async def _held_per_handle(n: int, wait: str) -> float:
                 mj.notify(task)
                 handle._state.due = time.monotonic() + 3600
                 handles.append(handle)
-            del task, handle
             waiters: list[asyncio.Future[Any]]
             if wait == "wait":
                 waiters = [asyncio.ensure_future(h.wait(timeout=3600)) for h in handles]
@@ -189,13 +187,28 @@ async def _held_per_handle(n: int, wait: str) -> float:
                 waiters = [asyncio.ensure_future(mj.wait_all(handles, timeout=3600))]
             await asyncio.sleep(0.01)
             assert mj.pending == n
-            gc.collect()
-            held = (_held_by_the_library() - base) / n
-        finally:
-            tracemalloc.stop()
-        for w in waiters:
-            w.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
+            return waiters
+
+        return await _held_per_handle_while(n, hold)
+
+
+async def _held_per_handle_while(
+    n: int, hold: Callable[[], Awaitable[list[asyncio.Future[Any]]]]
+) -> float:
+    """Bytes the library holds per handle once ``hold()`` made ``n`` waiting handles
+    (after a collection); their waits are cancelled afterwards."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = _held_by_the_library()
+        waiters = await hold()
+        gc.collect()
+        held = (_held_by_the_library() - base) / n
+    finally:
+        tracemalloc.stop()
+    for w in waiters:
+        w.cancel()
+    await asyncio.gather(*waiters, return_exceptions=True)
     return held
 
 
@@ -227,31 +240,25 @@ async def _held_per_polled_handle(server: RecordingServer, n: int) -> float:
     server.on("POST", "/mj/task/list-by-condition", rows)
     async with MidjourneySession(server.url, "k", poll_interval=0.02) as mj:
         stats = mj.tracker_stats
-        gc.collect()
-        tracemalloc.start()
-        try:
-            base = _held_by_the_library()
+
+        async def hold() -> list[asyncio.Future[Any]]:
             handles = [mj.handle(i) for i in bodies]
-            waiters = [asyncio.ensure_future(h.wait(timeout=3600)) for h in handles]
-            # Every row applied once, then seen unchanged at least once.
+            waiters: list[asyncio.Future[Any]] = [
+                asyncio.ensure_future(h.wait(timeout=3600)) for h in handles
+            ]
+            # Every row applied once, then found where it stood at least once.
             await until(lambda: stats.snapshots_applied >= n)
             await until(lambda: stats.snapshots_dropped >= 2 * n, timeout=30)
             for h in handles:
                 h._state.due = time.monotonic() + 3600
-            del h
             # Every sweep reads all n rows: once each begun sweep was taken in, none is
             # in flight (its answers would count as held).
             await until(lambda: stats.snapshots_applied + stats.snapshots_dropped
                         >= stats.ticks * n, timeout=30)
             server.requests.clear()
-            gc.collect()
-            held = (_held_by_the_library() - base) / n
-        finally:
-            tracemalloc.stop()
-        for w in waiters:
-            w.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
-    return held
+            return waiters
+
+        return await _held_per_handle_while(n, hold)
 
 
 async def test_a_handle_the_poller_feeds_stays_as_small_as_one_fed_by_hand(
