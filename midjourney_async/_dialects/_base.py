@@ -180,8 +180,8 @@ class ListRows:
     ``heads`` holds every row's id, status and progress when each row could be
     read that far in one go (None otherwise), as the server sent them (see
     :func:`normalise_head`); the rows themselves are split from the body only
-    when asked for. An answer whose tasks all stand where
-    they stood costs the poller one decode of their heads.
+    when asked for. An answer whose tasks all stand where they stood costs the
+    poller one decode of their heads.
     """
 
     __slots__ = ("_body", "_rows", "heads")
