@@ -311,3 +311,32 @@ async def test_an_explicit_chunk_size_is_kept_whatever_the_count() -> None:
         assert mj._tracker.reader.chunks([str(i) for i in range(20_000)])[0] == [
             str(i) for i in range(7)
         ]
+
+
+async def test_a_list_answer_with_rows_that_are_no_tasks_still_moves_the_others(
+    server: RecordingServer,
+) -> None:
+    # A null entry, a bare string and a numeric id: the answer cannot be read in one
+    # go, so its rows are read one by one (the numeric id by the tolerant decoder).
+    def answer(status: str, progress: str) -> Reply:
+        return Reply.json([
+            None,
+            "junk",
+            {"id": 77, "action": "IMAGINE", "status": status, "progress": progress},
+            {"id": "1730621826053455", "action": "IMAGINE", "status": status,
+             "progress": progress, "imageUrl": "https://cdn.example/a.png"},
+        ])
+
+    server.add("POST", "/mj/task/list-by-condition",
+               answer("IN_PROGRESS", "40%"), answer("IN_PROGRESS", "40%"),
+               answer("SUCCESS", "100%"))
+    async with MidjourneySession(server.url, KEY, poll_interval=0.02) as mj:
+        numeric, plain = mj.handle("77"), mj.handle("1730621826053455")
+        updates = plain.updates(timeout=10)
+        running = await anext(updates)
+        assert (running.status, running.progress_percent) == (TaskStatus.IN_PROGRESS, 40)
+        assert running.image_url == "https://cdn.example/a.png"
+        done = await mj.wait_all([numeric, plain], timeout=10)
+        assert [(t.id, t.status) for t in done] == [
+            ("77", TaskStatus.SUCCESS), ("1730621826053455", TaskStatus.SUCCESS)]
+        assert len(server.calls("POST", "/mj/task/list-by-condition")) >= 3
