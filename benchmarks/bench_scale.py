@@ -14,10 +14,10 @@ full collection over every object of 100,000 pending tasks can make a tick late.
 Each round: a fresh client, one warm-up sweep (two for ours: its second sweep
 packs every snapshot, once in a task's life, and is timed on its own), then
 CPU (``time.process_time`` in this process) over the next ticks divided by
-their wall time. A tick is
-late when it starts more than LATE seconds after one interval from the
-previous one (our poller schedules each task one interval after it was last
-asked, so a sweep longer than the interval makes the next one late). Medians
+their wall time. A tick is late when it starts more than LATE seconds after
+one interval from the previous one (our poller schedules each task one
+interval after it was last asked, so a sweep longer than the interval makes
+the next one late). Medians
 of three rounds. ``--profile DIR`` also writes cProfile stats of our side (the
 figures of that run are skewed by the profiler).
 
