@@ -176,7 +176,6 @@ _KEYCAP: Final = re.compile("[1-9]\ufe0f?\u20e3")
 # Bound look-ups for Task.__post_init__, which runs once per decoded task.
 _status_of = _STATUSES.get
 _action_of = _ACTIONS.get
-_percent_of = _PERCENT_MEMO.get
 #: ``known_percent(progress, default)``: the percentage of a progress string read
 #: before, else ``default`` (a dict look-up where a call would cost more).
 known_percent: Final = _PERCENT_MEMO.get
@@ -252,7 +251,7 @@ class Task(msgspec.Struct, frozen=True, rename="camel", gc=False):
             force_setattr(self, "status", known)
         progress = self.progress
         if progress:
-            percent = _percent_of(progress)
+            percent = known_percent(progress)
             if percent is None:
                 percent = parse_percent(progress)
             force_setattr(self, "progress_percent", percent)
@@ -384,7 +383,7 @@ def normalise_head(head: RowHead | Task) -> None:
         force_setattr(head, "status", known)
     progress = head.progress
     if progress:
-        percent = _percent_of(progress)
+        percent = known_percent(progress)
         if percent is None:
             percent = parse_percent(progress)
         force_setattr(head, "progress_percent", percent)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -171,7 +171,8 @@ def rejection(
     return SubmitRejected(text, code=code, description=description, properties=props)
 
 
-_row_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+#: Splits a list answer into its rows, each undecoded.
+ROW_LIST_DECODER: Final = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 class ListRows:
@@ -202,7 +203,7 @@ class ListRows:
         """Each row undecoded, in the order of the answer (and of ``heads``)."""
         rows = self._rows
         if rows is None:
-            rows = self._rows = _row_list_decoder.decode(self._body)
+            rows = self._rows = ROW_LIST_DECODER.decode(self._body)
         return rows
 
 

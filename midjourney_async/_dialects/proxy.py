@@ -30,6 +30,7 @@ from .._http import HttpRequest, HttpResponse, status_error
 from .._models import Button, RowHead, SubmitResult, Task, normalise_head
 from ._base import (
     ACCEPTED_CODES,
+    ROW_LIST_DECODER,
     Dialect,
     ListRows,
     as_int,
@@ -112,7 +113,6 @@ def _relay_refusal(op: str, resp: HttpResponse) -> MidjourneyError | None:
 
 _task_decoder: Final = msgspec.json.Decoder(Task)
 _task_list_decoder: Final = msgspec.json.Decoder(list[Task])
-_row_list_decoder: Final = msgspec.json.Decoder(list[msgspec.Raw])
 _head_decoder: Final = msgspec.json.Decoder(RowHead)
 _head_list_decoder: Final = msgspec.json.Decoder(list[RowHead])
 
@@ -525,7 +525,7 @@ class ProxyDialect(Dialect):
     def parse_list_rows(self, resp: HttpResponse) -> list[msgspec.Raw]:
         if resp.status == 200:
             try:
-                return _row_list_decoder.decode(resp.body)
+                return ROW_LIST_DECODER.decode(resp.body)
             except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
                 pass
         # Not a plain array: the full parser says why, or finds no task in it.
